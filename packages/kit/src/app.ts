@@ -1,0 +1,213 @@
+import { randomUUID } from 'node:crypto';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  LogController,
+  type RawReplyDefaultExpression,
+  type RawRequestDefaultExpression,
+  type RawServerDefault,
+} from 'fastify';
+import type { Logger } from 'pino';
+import { apiKeyVerifier } from './auth.js';
+import type { BaseConfig } from './config.js';
+import { databaseInputProblem, isDatabaseUnavailable } from './db.js';
+import { AppError, errorDocument } from './errors.js';
+import { type HealthCheck, registerHealth } from './health.js';
+import { assertAcceptable, assertRequestMediaType, ErrorDocument, MEDIA_TYPE } from './jsonapi.js';
+import { createHttpMetrics, type HttpMetrics } from './metrics.js';
+import { validationProblems } from './validation.js';
+
+export type App = FastifyInstance<
+  RawServerDefault,
+  RawRequestDefaultExpression,
+  RawReplyDefaultExpression,
+  FastifyBaseLogger,
+  TypeBoxTypeProvider
+>;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** A stable, non-secret identity of the API key that authenticated the request. */
+    clientId: string;
+  }
+}
+
+export interface KitAppOptions {
+  service: string;
+  title: string;
+  description: string;
+  config: Pick<BaseConfig, 'apiKeys'>;
+  logger: Logger;
+  /** Attributes that clients may read but never send: sending one is a 400 that names it. */
+  readOnlyAttributes: string[];
+  health: Record<string, HealthCheck>;
+}
+
+export const BODY_LIMIT = 1024 * 1024;
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
+const STATUSES = new Set([400, 401, 403, 404, 406, 409, 413, 415, 422, 429, 500, 503]);
+
+const isApi = (url: string) => url === '/api' || url.startsWith('/api/') || url.startsWith('/api?');
+
+/**
+ * Builds the Fastify instance both services start from: logging with request ids, JSON:API content
+ * negotiation and API-key auth on `/api`, the one error handler, `/health`, `/metrics` and `/docs`.
+ * The service registers its routes on the returned app.
+ */
+export async function createKitApp(options: KitAppOptions): Promise<{ app: App; metrics: HttpMetrics }> {
+  const app = Fastify({
+    loggerInstance: options.logger as FastifyBaseLogger,
+    bodyLimit: BODY_LIMIT,
+    // One log line per request is written in onResponse; Fastify's two default lines would double it.
+    logController: new LogController({ disableRequestLogging: true }),
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const incoming = req.headers['x-request-id'];
+      return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    },
+    // Long path segments reach our validator (400) instead of Fastify's 414.
+    routerOptions: { maxParamLength: 8192 },
+    ajv: {
+      customOptions: {
+        allErrors: true,
+        // Unknown members are errors (400), not silently dropped; bodies are never coerced.
+        removeAdditional: false,
+        coerceTypes: false,
+        useDefaults: true,
+        multipleOfPrecision: 9,
+      },
+    },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  const metrics = createHttpMetrics(options.service);
+  const verifyKey = apiKeyVerifier(options.config.apiKeys);
+  const readOnly = new Set(options.readOnlyAttributes);
+
+  app.addSchema(ErrorDocument);
+  app.addContentTypeParser(MEDIA_TYPE, { parseAs: 'string' }, app.getDefaultJsonParser('error', 'ignore'));
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    if (!isApi(request.url)) return;
+    request.clientId = verifyKey(request.headers['x-api-key']);
+    if (request.method === 'POST' || request.method === 'PATCH') {
+      assertRequestMediaType(request.headers['content-type']);
+    }
+    assertAcceptable(request.headers.accept);
+  });
+
+  app.addHook('onSend', async (request, reply, payload) => {
+    if (isApi(request.url) && reply.statusCode !== 204) reply.header('content-type', MEDIA_TYPE);
+    return payload;
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    const labels = { method: request.method, route, status: String(reply.statusCode) };
+    metrics.requests.inc(labels);
+    metrics.duration.observe(labels, reply.elapsedTime / 1000);
+    request.log.info(
+      {
+        method: request.method,
+        url: request.url,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+      },
+      'request completed',
+    );
+  });
+
+  app.setNotFoundHandler(async (request) => {
+    throw new AppError(404, 'route_not_found', {
+      detail: `No existe la ruta ${request.method} ${request.url}`,
+    });
+  });
+
+  app.setErrorHandler(async (error: FastifyError, request, reply) => {
+    const appError = toAppError(error, readOnly);
+    if (appError.status >= 500) {
+      request.log.error(
+        { err: error },
+        appError.status === 503 ? 'dependency unavailable' : 'unexpected error',
+      );
+    } else {
+      request.log.info({ status: appError.status, code: appError.code }, appError.message);
+    }
+    if (appError.headers) reply.headers(appError.headers);
+    return reply.code(appError.status).type(MEDIA_TYPE).send(errorDocument(appError.toErrorObjects()));
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: options.title, description: options.description, version: '1.0.0' },
+      components: { securitySchemes: { apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' } } },
+    },
+    transform: ({ schema, url }) => {
+      if (!isApi(url)) return { schema, url };
+      return {
+        schema: { ...schema, consumes: [MEDIA_TYPE], produces: [MEDIA_TYPE], security: [{ apiKey: [] }] },
+        url,
+      };
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  registerHealth(app, options.health);
+  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+    reply.type(metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+
+  return { app, metrics };
+}
+
+/** The one place where any error becomes an HTTP status and JSON:API error objects. */
+export function toAppError(error: unknown, readOnly: ReadonlySet<string> = new Set()): AppError {
+  if (error instanceof AppError) return error;
+  const fastifyError = error as FastifyError;
+  if (fastifyError.validation) {
+    return new AppError(
+      400,
+      'validation_failed',
+      validationProblems(fastifyError.validation, fastifyError.validationContext ?? 'body', readOnly),
+    );
+  }
+  if (isDatabaseUnavailable(error)) {
+    return new AppError(
+      503,
+      'database_unavailable',
+      { detail: 'Base de datos no disponible' },
+      { cause: error },
+    );
+  }
+  const inputProblem = databaseInputProblem(error);
+  if (inputProblem) return inputProblem;
+  switch (fastifyError.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new AppError(413, 'body_too_large', {
+        detail: 'El cuerpo de la petición supera el límite de 1 MiB',
+      });
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new AppError(415, 'unsupported_media_type', {
+        detail: `El Content-Type debe ser ${MEDIA_TYPE}`,
+        source: { header: 'Content-Type' },
+      });
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new AppError(400, 'empty_body', { detail: 'El cuerpo de la petición está vacío' });
+  }
+  const status = fastifyError.statusCode;
+  if (error instanceof SyntaxError || fastifyError.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
+    return new AppError(400, 'invalid_json', { detail: 'El cuerpo de la petición no es un JSON válido' });
+  }
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    return new AppError(STATUSES.has(status) ? status : 400, 'bad_request', {
+      detail: 'La petición no es válida',
+    });
+  }
+  return new AppError(500, 'internal_error', { detail: 'Error interno del servidor' }, { cause: error });
+}

@@ -1,0 +1,224 @@
+import type { App } from '@catalogo/kit/app';
+import { badRequest, notFound } from '@catalogo/kit/errors';
+import { checkResourceIdentity, parseIdParam } from '@catalogo/kit/jsonapi';
+import { idListParam, intParam, linkTo } from '@catalogo/kit/query';
+import type pg from 'pg';
+import * as repo from './products.repository.js';
+import {
+  type CreateAttributes,
+  CreateBody,
+  createErrors,
+  deleteErrors,
+  IdParams,
+  ListQuery,
+  listErrors,
+  PRODUCT_TYPE,
+  ProductCollection,
+  ProductDocument,
+  type ProductResourceT,
+  readErrors,
+  SORT_FIELDS,
+  type UpdateAttributes,
+  UpdateBody,
+  updateErrors,
+} from './products.schemas.js';
+
+const BASE = '/api/products';
+const tags = ['products'];
+
+export function toProductResource(row: repo.ProductRow): ProductResourceT {
+  return {
+    type: PRODUCT_TYPE,
+    id: String(row.id),
+    attributes: {
+      nombre: row.nombre,
+      // numeric arrives as its exact decimal text; Number() of it prints back the same digits.
+      precio: Number(row.precio),
+      descripcion: row.descripcion,
+      created_at: row.created_at,
+      updated_at: row.updated_at,
+    },
+    links: { self: `${BASE}/${row.id}` },
+  };
+}
+
+const NOT_FOUND = 'Producto no encontrado';
+
+function nombreOf(raw: string): string {
+  const nombre = raw.trim();
+  if (nombre.length === 0) {
+    throw badRequest({
+      detail: 'El nombre no puede estar vacío',
+      source: { pointer: '/data/attributes/nombre' },
+    });
+  }
+  return nombre;
+}
+
+function changesOf(attributes: UpdateAttributes | CreateAttributes): repo.ProductChanges {
+  return {
+    ...(attributes.nombre !== undefined ? { nombre: nombreOf(attributes.nombre) } : {}),
+    // The schema guarantees at most two decimals, so toFixed(2) is exact.
+    ...(attributes.precio !== undefined ? { precio: attributes.precio.toFixed(2) } : {}),
+    ...(attributes.descripcion !== undefined ? { descripcion: attributes.descripcion } : {}),
+  };
+}
+
+function parseSort(raw: string | undefined): repo.ListCriteria['sort'] {
+  if (raw === undefined) return [{ field: 'id', descending: false }];
+  const fields = raw.split(',').map((part) => {
+    const descending = part.startsWith('-');
+    const field = descending ? part.slice(1) : part;
+    if (!(SORT_FIELDS as readonly string[]).includes(field)) {
+      throw badRequest(
+        {
+          detail: `No se puede ordenar por '${field}': use ${SORT_FIELDS.join(', ')}`,
+          source: { parameter: 'sort' },
+        },
+        'invalid_sort',
+      );
+    }
+    return { field: field as repo.SortField, descending };
+  });
+  return fields;
+}
+
+export function productsRoutes(pool: pg.Pool) {
+  return async (app: App) => {
+    app.post(
+      '/products',
+      {
+        schema: {
+          tags,
+          summary: 'Crear un producto',
+          body: CreateBody,
+          response: { 201: ProductDocument, ...createErrors },
+        },
+        preValidation: async (request) =>
+          checkResourceIdentity(request.body, { type: PRODUCT_TYPE, mode: 'create' }),
+      },
+      async (request, reply) => {
+        const attributes = request.body.data.attributes;
+        const changes = changesOf(attributes);
+        const row = await repo.insertProduct(pool, {
+          nombre: changes.nombre!,
+          precio: changes.precio!,
+          descripcion: attributes.descripcion ?? null,
+        });
+        const resource = toProductResource(row);
+        reply.code(201).header('location', resource.links.self);
+        request.log.info({ productId: row.id }, 'product created');
+        return { data: resource, links: { self: resource.links.self } };
+      },
+    );
+
+    app.get(
+      '/products/:id',
+      {
+        schema: {
+          tags,
+          summary: 'Obtener un producto',
+          params: IdParams,
+          response: { 200: ProductDocument, ...readErrors },
+        },
+      },
+      async (request) => {
+        const row = await repo.findProduct(pool, parseIdParam(request.params.id));
+        if (!row) throw notFound(NOT_FOUND);
+        const resource = toProductResource(row);
+        return { data: resource, links: { self: resource.links.self } };
+      },
+    );
+
+    app.get(
+      '/products',
+      {
+        schema: {
+          tags,
+          summary: 'Listar productos (paginación, orden y filtros)',
+          querystring: ListQuery,
+          response: { 200: ProductCollection, ...listErrors },
+        },
+      },
+      async (request) => {
+        const query = request.query;
+        const number = intParam(query['page[number]'], 'page[number]', 1, 1_000_000, 1);
+        const size = intParam(query['page[size]'], 'page[size]', 1, 100, 20);
+        const sort = parseSort(query.sort);
+        const ids =
+          query['filter[id]'] !== undefined ? idListParam(query['filter[id]'], 'filter[id]', 100) : undefined;
+        const { rows, total } = await repo.listProducts(pool, {
+          ...(query['filter[nombre]'] !== undefined ? { nombre: query['filter[nombre]'] } : {}),
+          ...(ids ? { ids } : {}),
+          sort,
+          limit: size,
+          offset: (number - 1) * size,
+        });
+        const last = Math.max(1, Math.ceil(total / size));
+        const page = (n: number) =>
+          linkTo(BASE, {
+            'filter[id]': query['filter[id]'],
+            'filter[nombre]': query['filter[nombre]'],
+            sort: query.sort,
+            'page[number]': n,
+            'page[size]': size,
+          });
+        return {
+          data: rows.map(toProductResource),
+          meta: { total },
+          links: {
+            self: page(number),
+            first: page(1),
+            last: page(last),
+            prev: number > 1 ? page(Math.min(number - 1, last)) : null,
+            next: number < last ? page(number + 1) : null,
+          },
+        };
+      },
+    );
+
+    app.patch(
+      '/products/:id',
+      {
+        schema: {
+          tags,
+          summary: 'Actualizar parcialmente un producto',
+          params: IdParams,
+          body: UpdateBody,
+          response: { 200: ProductDocument, ...updateErrors },
+        },
+        preValidation: async (request) => {
+          const { id } = request.params as { id: string };
+          parseIdParam(id);
+          checkResourceIdentity(request.body, { type: PRODUCT_TYPE, mode: 'update', id });
+        },
+      },
+      async (request) => {
+        const id = parseIdParam(request.params.id);
+        const row = await repo.updateProduct(pool, id, changesOf(request.body.data.attributes));
+        if (!row) throw notFound(NOT_FOUND);
+        request.log.info({ productId: id }, 'product updated');
+        const resource = toProductResource(row);
+        return { data: resource, links: { self: resource.links.self } };
+      },
+    );
+
+    app.delete(
+      '/products/:id',
+      {
+        schema: {
+          tags,
+          summary: 'Eliminar un producto',
+          params: IdParams,
+          response: { 204: { type: 'null' }, ...deleteErrors },
+        },
+      },
+      async (request, reply) => {
+        const id = parseIdParam(request.params.id);
+        if (!(await repo.deleteProduct(pool, id))) throw notFound(NOT_FOUND);
+        request.log.info({ productId: id }, 'product deleted');
+        return reply.code(204).send(null);
+      },
+    );
+  };
+}
