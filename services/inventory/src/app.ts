@@ -1,0 +1,61 @@
+import { type App, createKitApp } from '@catalogo/kit/app';
+import { createPool } from '@catalogo/kit/db';
+import type { Logger } from 'pino';
+import { Counter, Gauge } from 'prom-client';
+import type { InventoryConfig } from './config.js';
+import { inventoryRoutes } from './inventory/inventory.routes.js';
+import { InventoryResource, READ_ONLY } from './inventory/inventory.schemas.js';
+import { createProductsClient } from './products-client.js';
+import { purchasesRoutes } from './purchases/purchases.routes.js';
+import { PurchaseResource } from './purchases/purchases.schemas.js';
+
+const BREAKER_STATES = { closed: 0, open: 1, 'half-open': 2 } as const;
+
+/** Builds the Inventory service without listening: the server entry point and the tests share it. */
+export async function buildApp(config: InventoryConfig, logger: Logger): Promise<App> {
+  const pool = createPool(
+    { connectionString: config.databaseUrl, max: config.databasePoolMax, applicationName: 'inventory' },
+    logger,
+  );
+  const products = createProductsClient(config.products, logger.child({ component: 'products-client' }));
+  const { app, metrics } = await createKitApp({
+    service: 'inventory',
+    title: 'Inventory service',
+    description: 'Stock y compras (JSON:API). Autenticación: cabecera X-API-Key.',
+    config,
+    logger,
+    readOnlyAttributes: READ_ONLY,
+    health: {
+      database: { critical: true, run: async () => void (await pool.query('SELECT 1')) },
+      // Reported for operators; purchases fail fast with 503 while it is down, the service stays up.
+      products: { critical: false, run: () => products.ping() },
+    },
+  });
+
+  const outcomes = new Counter({
+    name: 'purchases_total',
+    help: 'Purchase attempts by outcome',
+    labelNames: ['outcome'] as const,
+    registers: [metrics.registry],
+  });
+  const breaker = new Gauge({
+    name: 'products_circuit_breaker_state',
+    help: 'Circuit breaker towards the Products service: 0 closed, 1 open, 2 half-open',
+    registers: [metrics.registry],
+  });
+  breaker.set(BREAKER_STATES[products.breakerState()]);
+  products.onBreakerChange((state) => breaker.set(BREAKER_STATES[state]));
+
+  app.addSchema(InventoryResource);
+  app.addSchema(PurchaseResource);
+  await app.register(inventoryRoutes({ pool, products }), { prefix: '/api' });
+  await app.register(purchasesRoutes({ pool, products, outcomes }), { prefix: '/api' });
+  app.addHook('onClose', async () => {
+    await products.close();
+    await pool.end();
+  });
+  if (config.usingDevKey)
+    logger.warn('API_KEYS is not set: accepting only the development key "dev-api-key"');
+  await app.ready();
+  return app;
+}

@@ -1,0 +1,96 @@
+import {
+  errorResponses,
+  IdParams,
+  MAX_INT,
+  Relationship,
+  RequestDocument,
+  SelfLinks,
+  Text,
+} from '@catalogo/kit/jsonapi';
+import { type Static, Type } from 'typebox';
+
+export const INVENTORY_TYPE = 'inventories';
+export const ADJUSTMENT_TYPE = 'inventory-adjustments';
+export const READ_ONLY = ['producto_id', 'updated_at', 'created_at', 'total', 'precio_unitario'];
+
+export const SetBody = RequestDocument(
+  INVENTORY_TYPE,
+  Type.Object(
+    { cantidad: Type.Integer({ minimum: 0, maximum: MAX_INT, description: 'Cantidad absoluta en stock' }) },
+    { additionalProperties: false },
+  ),
+  true,
+);
+
+export const AdjustmentBody = RequestDocument(
+  ADJUSTMENT_TYPE,
+  Type.Object(
+    {
+      delta: Type.Integer({
+        minimum: -MAX_INT,
+        maximum: MAX_INT,
+        description: 'Cantidad a sumar (negativa para retirar); distinta de cero',
+      }),
+      reason: Type.Optional(Text({ maxLength: 255, description: 'Motivo del ajuste' })),
+    },
+    { additionalProperties: false },
+  ),
+  false,
+);
+
+export type AdjustmentAttributes = Static<typeof AdjustmentBody>['data']['attributes'];
+
+export const InventoryResource = Type.Object(
+  {
+    type: Type.Literal(INVENTORY_TYPE),
+    id: Type.String(),
+    attributes: Type.Object({
+      producto_id: Type.Integer(),
+      cantidad: Type.Integer(),
+      updated_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+    }),
+    relationships: Type.Object({ product: Relationship('products') }),
+    links: SelfLinks,
+  },
+  { $id: 'InventoryResource' },
+);
+
+export type InventoryResourceT = Static<typeof InventoryResource>;
+
+/** The product exactly as the Products service returned it. */
+const IncludedProduct = Type.Object(
+  {},
+  { additionalProperties: true, description: 'Producto del servicio de productos' },
+);
+
+export const InventoryDocument = Type.Object({
+  data: Type.Ref('InventoryResource'),
+  included: Type.Array(IncludedProduct),
+  links: SelfLinks,
+});
+
+export const CursorLinks = Type.Object({
+  self: Type.String(),
+  first: Type.String(),
+  prev: Type.Null(),
+  next: Type.Union([Type.String(), Type.Null()]),
+});
+
+export const InventoryCollection = Type.Object({
+  data: Type.Array(Type.Ref('InventoryResource')),
+  links: CursorLinks,
+});
+
+export const CursorQuery = Type.Object(
+  {
+    'page[size]': Type.Optional(Type.String({ description: 'Tamaño de página (1–100, por defecto 20)' })),
+    'page[after]': Type.Optional(Type.String({ description: 'Cursor: el id tras el que empieza la página' })),
+  },
+  { additionalProperties: false },
+);
+
+export { IdParams };
+export const readErrors = errorResponses(400, 401, 404, 406, 503);
+export const listErrors = errorResponses(400, 401, 406);
+export const setErrors = errorResponses(400, 401, 404, 406, 409, 413, 415, 503);
+export const adjustErrors = errorResponses(400, 401, 404, 406, 409, 413, 415, 503);

@@ -1,0 +1,156 @@
+import { serviceUnavailable } from '@catalogo/kit/errors';
+import {
+  BrokenCircuitError,
+  CircuitState,
+  ConsecutiveBreaker,
+  circuitBreaker,
+  decorrelatedJitterGenerator,
+  ExponentialBackoff,
+  handleWhen,
+  retry,
+  TaskCancelledError,
+  TimeoutStrategy,
+  timeout,
+  wrap,
+} from 'cockatiel';
+import type { Logger } from 'pino';
+import { Pool } from 'undici';
+import type { ProductsClientConfig } from './config.js';
+
+/** The product as the Products service returned it: the JSON:API resource object, untouched. */
+export interface ProductResource {
+  type: 'products';
+  id: string;
+  attributes: { precio: number; nombre: string; [name: string]: unknown };
+  [member: string]: unknown;
+}
+
+/** A failure that may succeed on retry: connection errors, timeouts, 502/503/504. */
+class TransientProductsError extends Error {
+  override name = 'TransientProductsError';
+}
+
+const RETRYABLE_STATUSES = new Set([502, 503, 504]);
+const UNAVAILABLE = 'Servicio de productos no disponible';
+
+const isTransient = (err: Error) =>
+  err instanceof TransientProductsError || err instanceof TaskCancelledError || isConnectionError(err);
+
+function isConnectionError(err: Error): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && (code.startsWith('UND_ERR') || code.startsWith('E'));
+}
+
+function isProductResource(value: unknown): value is ProductResource {
+  const data = value as ProductResource | undefined;
+  return (
+    data?.type === 'products' &&
+    typeof data.id === 'string' &&
+    typeof data.attributes?.precio === 'number' &&
+    data.attributes.precio > 0
+  );
+}
+
+export interface ProductsClient {
+  /** The product, or undefined when the Products service says it does not exist (404). */
+  getProduct(id: number, requestId: string): Promise<ProductResource | undefined>;
+  /** Whether the Products service answers its health check now (reported, never fatal). */
+  ping(): Promise<void>;
+  breakerState(): 'closed' | 'open' | 'half-open';
+  onBreakerChange(listener: (state: 'closed' | 'open' | 'half-open') => void): void;
+  close(): Promise<void>;
+}
+
+const STATE_NAMES = {
+  [CircuitState.Closed]: 'closed',
+  [CircuitState.Open]: 'open',
+  [CircuitState.HalfOpen]: 'half-open',
+  [CircuitState.Isolated]: 'open',
+} as const;
+
+/**
+ * HTTP client of the Products service: a keep-alive connection pool, a timeout per attempt,
+ * retries with decorrelated-jitter backoff for failures that can pass, and a circuit breaker that
+ * answers at once while the service is down, letting one probe through after a pause.
+ */
+export function createProductsClient(config: ProductsClientConfig, log: Logger): ProductsClient {
+  const origin = new URL(config.url);
+  const basePath = origin.pathname.replace(/\/$/, '');
+  const pool = new Pool(origin.origin, { connections: config.connections, keepAliveTimeout: 30_000 });
+
+  // Retry (outermost) sees each attempt fail; the breaker counts failed attempts; the timeout
+  // bounds each attempt. An open circuit is not retried: that is what makes it answer at once.
+  const retryPolicy = retry(handleWhen(isTransient), {
+    maxAttempts: config.attempts - 1,
+    backoff: new ExponentialBackoff({
+      generator: decorrelatedJitterGenerator,
+      initialDelay: 50,
+      maxDelay: 400,
+    }),
+  });
+  const breaker = circuitBreaker(handleWhen(isTransient), {
+    halfOpenAfter: config.breakerHalfOpenMs,
+    breaker: new ConsecutiveBreaker(config.breakerThreshold),
+  });
+  const perAttempt = timeout(config.timeoutMs, TimeoutStrategy.Aggressive);
+  const policy = wrap(retryPolicy, breaker, perAttempt);
+
+  retryPolicy.onRetry((event) =>
+    log.warn({ attempt: event.attempt, delayMs: event.delay }, 'retrying Products call'),
+  );
+  breaker.onStateChange((state) =>
+    log.warn({ state: STATE_NAMES[state] }, 'Products circuit breaker changed state'),
+  );
+
+  async function fetchOnce(id: number, requestId: string, signal: AbortSignal) {
+    const response = await pool.request({
+      method: 'GET',
+      path: `${basePath}/api/products/${id}`,
+      headers: { 'x-api-key': config.apiKey, accept: 'application/vnd.api+json', 'x-request-id': requestId },
+      signal,
+    });
+    const body = await response.body.text();
+    if (response.statusCode === 404) return undefined;
+    if (RETRYABLE_STATUSES.has(response.statusCode)) {
+      throw new TransientProductsError(`Products answered ${response.statusCode}`);
+    }
+    if (response.statusCode !== 200) {
+      // 401 (a wrong PRODUCTS_API_KEY) or another answer that a retry cannot change.
+      throw new Error(`Products answered ${response.statusCode}: ${body.slice(0, 200)}`);
+    }
+    const data = (JSON.parse(body) as { data?: unknown }).data;
+    if (!isProductResource(data)) throw new Error('Products answered a document without a valid product');
+    return data;
+  }
+
+  return {
+    async getProduct(id, requestId) {
+      try {
+        // A signal of its own per call: cockatiel would otherwise hang every call's abort listener
+        // on one shared signal.
+        return await policy.execute(
+          ({ signal }) => fetchOnce(id, requestId, signal),
+          new AbortController().signal,
+        );
+      } catch (err) {
+        if (err instanceof BrokenCircuitError) log.debug('Products circuit open: failing fast');
+        else log.error({ err, productId: id }, 'Products service call failed');
+        throw serviceUnavailable(UNAVAILABLE, err);
+      }
+    },
+    async ping() {
+      const response = await pool.request({
+        method: 'GET',
+        path: `${basePath}/health`,
+        signal: AbortSignal.timeout(1_000),
+      });
+      await response.body.dump();
+      if (response.statusCode !== 200) throw new Error(`Products health answered ${response.statusCode}`);
+    },
+    breakerState: () => STATE_NAMES[breaker.state],
+    onBreakerChange: (listener) => {
+      breaker.onStateChange((state) => listener(STATE_NAMES[state]));
+    },
+    close: () => pool.close(),
+  };
+}

@@ -1,0 +1,97 @@
+import type { Queryable } from '@catalogo/kit/db';
+
+export interface PurchaseRow {
+  id: number;
+  producto_id: number;
+  cantidad: number;
+  precio_unitario: string;
+  total: string;
+  created_at: string;
+}
+
+export interface NewPurchase {
+  productoId: number;
+  cantidad: number;
+  /** Exact decimal text, e.g. "0.10". */
+  unitario: string;
+  total: string;
+}
+
+export type PurchaseOutcome =
+  | { ok: true; purchase: PurchaseRow; restante: number }
+  | { ok: false; disponible: number };
+
+const COLUMNS = 'id, producto_id, cantidad, precio_unitario, total, created_at';
+
+/**
+ * The purchase as one statement, hence one round trip and atomic even outside an explicit
+ * transaction: decrement the stock only if enough remains (concurrent buyers queue on the row
+ * lock and re-check the condition on the row as it is after the others committed), insert the
+ * history row and both events only if the decrement happened. When it did not, the statement
+ * still reports the stock it saw, for the 409's `meta.disponible`.
+ */
+export async function recordPurchase(db: Queryable, p: NewPurchase): Promise<PurchaseOutcome> {
+  const { rows } = await db.query<
+    Partial<PurchaseRow> & { restante: number | null; disponible: number | null }
+  >(
+    `WITH stock AS (
+       UPDATE inventario SET cantidad = cantidad - $2, updated_at = CURRENT_TIMESTAMP
+       WHERE producto_id = $1 AND cantidad >= $2
+       RETURNING cantidad
+     ), compra AS (
+       INSERT INTO historial_compras (producto_id, cantidad, precio_unitario, total)
+       SELECT $1, $2, $3, $4 FROM stock
+       RETURNING ${COLUMNS}
+     ), events AS (
+       INSERT INTO outbox (type, producto_id, data)
+       SELECT 'purchase.completed', $1, jsonb_build_object(
+         'purchase_id', compra.id::text, 'producto_id', $1::int, 'cantidad', $2::int,
+         'precio_unitario', trim_scale(compra.precio_unitario), 'total', trim_scale(compra.total))
+       FROM compra
+       UNION ALL
+       SELECT 'inventory.updated', $1, jsonb_build_object(
+         'producto_id', $1::int, 'cantidad_anterior', stock.cantidad + $2, 'cantidad', stock.cantidad,
+         'causa', 'purchase')
+       FROM stock
+     )
+     SELECT compra.*, stock.cantidad AS restante,
+            (SELECT cantidad FROM inventario WHERE producto_id = $1) AS disponible
+     FROM (VALUES (1)) AS one LEFT JOIN compra ON true LEFT JOIN stock ON true`,
+    [p.productoId, p.cantidad, p.unitario, p.total],
+  );
+  const row = rows[0]!;
+  if (row.id === null || row.id === undefined) return { ok: false, disponible: row.disponible ?? 0 };
+  const { restante, disponible: _, ...purchase } = row;
+  return { ok: true, purchase: purchase as PurchaseRow, restante: restante! };
+}
+
+export async function findPurchase(db: Queryable, id: number): Promise<PurchaseRow | undefined> {
+  const { rows } = await db.query<PurchaseRow>(`SELECT ${COLUMNS} FROM historial_compras WHERE id = $1`, [
+    id,
+  ]);
+  return rows[0];
+}
+
+/** Newest first by id, keyset: `before` is the id of the last purchase of the previous page. */
+export async function listPurchases(
+  db: Queryable,
+  criteria: { productoId?: number; before?: number; limit: number },
+): Promise<PurchaseRow[]> {
+  const conditions: string[] = [];
+  const values: number[] = [];
+  if (criteria.productoId !== undefined) {
+    values.push(criteria.productoId);
+    conditions.push(`producto_id = $${values.length}`);
+  }
+  if (criteria.before !== undefined) {
+    values.push(criteria.before);
+    conditions.push(`id < $${values.length}`);
+  }
+  values.push(criteria.limit);
+  const where = conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '';
+  const { rows } = await db.query<PurchaseRow>(
+    `SELECT ${COLUMNS} FROM historial_compras ${where} ORDER BY id DESC LIMIT $${values.length}`,
+    values,
+  );
+  return rows;
+}

@@ -1,0 +1,78 @@
+import {
+  errorResponses,
+  IdParams,
+  MAX_INT,
+  Relationship,
+  RequestDocument,
+  SelfLinks,
+} from '@catalogo/kit/jsonapi';
+import { type Static, Type } from 'typebox';
+import { CursorLinks } from '../inventory/inventory.schemas.js';
+
+export const PURCHASE_TYPE = 'purchases';
+
+export const CreateBody = RequestDocument(
+  PURCHASE_TYPE,
+  Type.Object(
+    {
+      producto_id: Type.Integer({ minimum: 1, maximum: MAX_INT, description: 'Producto a comprar' }),
+      cantidad: Type.Integer({ minimum: 1, maximum: MAX_INT, description: 'Unidades (≥ 1)' }),
+    },
+    { additionalProperties: false },
+  ),
+  false,
+);
+
+export type CreateAttributes = Static<typeof CreateBody>['data']['attributes'];
+
+export const PurchaseResource = Type.Object(
+  {
+    type: Type.Literal(PURCHASE_TYPE),
+    id: Type.String(),
+    attributes: Type.Object({
+      producto_id: Type.Integer(),
+      cantidad: Type.Integer(),
+      precio_unitario: Type.Number(),
+      total: Type.Number(),
+      created_at: Type.String({ format: 'date-time' }),
+    }),
+    relationships: Type.Object({ product: Relationship('products') }),
+    links: SelfLinks,
+  },
+  { $id: 'PurchaseResource' },
+);
+
+export type PurchaseResourceT = Static<typeof PurchaseResource>;
+
+export const PurchaseDocument = Type.Object({ data: Type.Ref('PurchaseResource'), links: SelfLinks });
+
+export const CreatedPurchaseDocument = Type.Object({
+  data: Type.Ref('PurchaseResource'),
+  included: Type.Array(Type.Object({}, { additionalProperties: true })),
+  links: SelfLinks,
+});
+
+export const PurchaseCollection = Type.Object({
+  data: Type.Array(Type.Ref('PurchaseResource')),
+  links: CursorLinks,
+});
+
+export const ListQuery = Type.Object(
+  {
+    'filter[producto_id]': Type.Optional(Type.String({ description: 'Solo las compras de este producto' })),
+    'page[size]': Type.Optional(Type.String({ description: 'Tamaño de página (1–100, por defecto 20)' })),
+    'page[after]': Type.Optional(Type.String({ description: 'Cursor: id de la última compra vista' })),
+  },
+  { additionalProperties: false },
+);
+
+export const IdempotencyHeaders = Type.Object({
+  'idempotency-key': Type.Optional(
+    Type.String({ description: 'Clave de idempotencia: 1–255 caracteres ASCII visibles' }),
+  ),
+});
+
+export { IdParams };
+export const createErrors = errorResponses(400, 401, 404, 406, 409, 413, 415, 422, 503);
+export const readErrors = errorResponses(400, 401, 404, 406);
+export const listErrors = errorResponses(400, 401, 406);
