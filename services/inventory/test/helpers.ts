@@ -1,6 +1,8 @@
+import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import type { App } from '@catalogo/kit/app';
 import pino from 'pino';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/database.js';
 import { buildApp as buildProducts } from '../../products/src/app.js';
 import { loadConfig as loadProductsConfig } from '../../products/src/config.js';
@@ -8,9 +10,15 @@ import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 
 export const API_KEY = 'test-key';
+export const SECOND_KEY = 'second-key';
 export const JSONAPI = 'application/vnd.api+json';
 export const headers = { 'x-api-key': API_KEY, 'content-type': JSONAPI };
+export const MAX_INT = 2_147_483_647;
+export const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+export const UNAVAILABLE = 'Servicio de productos no disponible';
 const silent = pino({ level: 'silent' });
+
+export type Response = Awaited<ReturnType<App['inject']>>;
 
 /** A real Products service over HTTP on an ephemeral port, with its own database. */
 export async function startProducts(): Promise<{
@@ -41,7 +49,7 @@ export async function buildInventory(
   return buildApp(
     loadConfig({
       DATABASE_URL: databaseUrl,
-      API_KEYS: `${API_KEY},second-key`,
+      API_KEYS: `${API_KEY},${SECOND_KEY}`,
       PRODUCTS_URL: productsUrl,
       PRODUCTS_API_KEY: API_KEY,
       ...env,
@@ -57,6 +65,18 @@ export interface InventoryHarness {
   /** Creates a product through the real Products service and returns its id. */
   createProduct: (precio: number, nombre?: string) => Promise<number>;
   setStock: (id: number, cantidad: number) => Promise<void>;
+}
+
+/** Creates a product through a Products app and returns its id. */
+export async function createProductIn(products: App, precio: number, nombre = 'Producto de prueba') {
+  const response = await products.inject({
+    method: 'POST',
+    url: '/api/products',
+    headers,
+    payload: { data: { type: 'products', attributes: { nombre, precio } } },
+  });
+  if (response.statusCode !== 201) throw new Error(`product not created: ${response.body}`);
+  return Number(response.json().data.id);
 }
 
 /** A Products service over HTTP and an Inventory app on fresh databases, for one test file. */
@@ -78,16 +98,7 @@ export function useInventoryApp(env: Record<string, string> = {}): InventoryHarn
     app: () => app,
     db: () => db,
     products: () => products,
-    createProduct: async (precio, nombre = 'Producto de prueba') => {
-      const response = await products.app.inject({
-        method: 'POST',
-        url: '/api/products',
-        headers,
-        payload: { data: { type: 'products', attributes: { nombre, precio } } },
-      });
-      if (response.statusCode !== 201) throw new Error(`product not created: ${response.body}`);
-      return Number(response.json().data.id);
-    },
+    createProduct: (precio, nombre) => createProductIn(products.app, precio, nombre),
     setStock: async (id, cantidad) => {
       const response = await app.inject({
         method: 'PATCH',
@@ -103,3 +114,338 @@ export function useInventoryApp(env: Record<string, string> = {}): InventoryHarn
 export const purchaseBody = (producto_id: number, cantidad: number) => ({
   data: { type: 'purchases', attributes: { producto_id, cantidad } },
 });
+
+export const setBody = (id: number | string, attributes: Record<string, unknown>) => ({
+  data: { type: 'inventories', id: String(id), attributes },
+});
+
+export const adjustmentBody = (attributes: Record<string, unknown>) => ({
+  data: { type: 'inventory-adjustments', attributes },
+});
+
+type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+
+/**
+ * Sends one request with the test key through `app.inject`. A string body goes as it is, anything
+ * else as JSON; the JSON:API Content-Type is added only when there is a body. `headers` replaces
+ * the defaults, and a header set to undefined is not sent at all.
+ */
+export function send(
+  app: App,
+  method: Method,
+  url: string,
+  options: { body?: unknown; headers?: Record<string, string | undefined> } = {},
+): Promise<Response> {
+  const defaults: Record<string, string> =
+    options.body === undefined ? { 'x-api-key': API_KEY } : { ...headers };
+  const merged = { ...defaults, ...options.headers };
+  const sent = Object.fromEntries(Object.entries(merged).filter(([, v]) => v !== undefined)) as Record<
+    string,
+    string
+  >;
+  const payload =
+    options.body === undefined
+      ? undefined
+      : typeof options.body === 'string'
+        ? options.body
+        : JSON.stringify(options.body);
+  return app.inject({ method, url, headers: sent, ...(payload === undefined ? {} : { payload }) });
+}
+
+/** The standard reason phrases, written out rather than read from node:http as the code does. */
+const TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  406: 'Not Acceptable',
+  409: 'Conflict',
+  413: 'Payload Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Entity',
+  503: 'Service Unavailable',
+};
+
+export type Source = { pointer: string } | { parameter: string } | { header: string };
+
+export interface ErrorObject {
+  status: string;
+  title: string;
+  detail: string;
+  code?: string;
+  source?: Source;
+  meta?: Record<string, unknown>;
+}
+
+/** The parts of a response `expectError` reads: inject's and fetch's answers both fit. */
+export interface Answer {
+  status: number;
+  contentType: string | undefined;
+  body: string;
+}
+
+export const answerOf = (res: Response): Answer => ({
+  status: res.statusCode,
+  contentType: res.headers['content-type'] as string | undefined,
+  body: res.body,
+});
+
+/**
+ * Asserts a JSON:API error document with the given status: the media type, `errors` as the only
+ * top-level member, every error object's `status`, `title` and `detail`, and, when given, exactly
+ * the expected `source` members (one error object per problem).
+ */
+export function expectError(
+  res: Response | Answer,
+  status: number,
+  sources?: Source | Source[],
+): ErrorObject[] {
+  const answer = 'statusCode' in res ? answerOf(res) : res;
+  expect(answer.status, answer.body).toBe(status);
+  expect(answer.contentType).toBe(JSONAPI);
+  const body = JSON.parse(answer.body) as { errors: ErrorObject[] };
+  expect(Object.keys(body)).toEqual(['errors']);
+  expect(body.errors.length).toBeGreaterThan(0);
+  for (const error of body.errors) {
+    expect(error.status).toBe(String(status));
+    expect(error.title).toBe(TITLES[status]);
+    expect(typeof error.detail).toBe('string');
+    expect(error.detail.trim().length).toBeGreaterThan(0);
+  }
+  if (sources !== undefined) {
+    const expected = Array.isArray(sources) ? sources : [sources];
+    const actual = body.errors.map((e) => e.source);
+    expect(actual).toHaveLength(expected.length);
+    expect(actual).toEqual(expect.arrayContaining(expected));
+  }
+  return body.errors;
+}
+
+/**
+ * Everything a request could have written to the Inventory database, as exact text: the stock
+ * rows, the purchase history and the outbox (rows counted by type and product, so that a relay
+ * marking events as published does not count as a change).
+ */
+export async function databaseState(db: TestDatabase) {
+  const [inventario, historial, outbox] = await Promise.all([
+    db.pool.query(
+      'SELECT producto_id, cantidad, updated_at::text AS updated_at FROM inventario ORDER BY producto_id',
+    ),
+    db.pool.query(
+      `SELECT id, producto_id, cantidad, precio_unitario::text AS precio_unitario, total::text AS total
+         FROM historial_compras ORDER BY id`,
+    ),
+    db.pool.query(
+      'SELECT type, producto_id, count(*)::int AS n FROM outbox GROUP BY type, producto_id ORDER BY 1, 2',
+    ),
+  ]);
+  return { inventario: inventario.rows, historial: historial.rows, outbox: outbox.rows };
+}
+
+/** Runs `action` and asserts that it left the Inventory database exactly as it found it. */
+export async function expectNoWrite<T>(db: TestDatabase, action: () => Promise<T>): Promise<T> {
+  const before = await databaseState(db);
+  const result = await action();
+  expect(await databaseState(db)).toEqual(before);
+  return result;
+}
+
+/** The stored quantity of a product, or undefined when it has no inventory row. */
+export async function stockOf(db: TestDatabase, productoId: number): Promise<number | undefined> {
+  const { rows } = await db.pool.query<{ cantidad: number }>(
+    'SELECT cantidad FROM inventario WHERE producto_id = $1',
+    [productoId],
+  );
+  return rows[0]?.cantidad;
+}
+
+/** How many history rows a product has and the units they add up to. */
+export async function historyOf(
+  db: TestDatabase,
+  productoId: number,
+): Promise<{ rows: number; units: number }> {
+  const { rows } = await db.pool.query<{ rows: number; units: number }>(
+    `SELECT count(*)::int AS rows, coalesce(sum(cantidad), 0)::int AS units
+       FROM historial_compras WHERE producto_id = $1`,
+    [productoId],
+  );
+  return rows[0]!;
+}
+
+export interface StockEvent {
+  cantidad_anterior: number;
+  cantidad: number;
+  causa: 'set' | 'adjustment' | 'purchase';
+}
+
+/** The product's `inventory.updated` events in the order they were written. */
+export async function stockEvents(db: TestDatabase, productoId: number): Promise<StockEvent[]> {
+  const { rows } = await db.pool.query<{ data: StockEvent & { producto_id: number } }>(
+    `SELECT data FROM outbox WHERE type = 'inventory.updated' AND producto_id = $1 ORDER BY seq`,
+    [productoId],
+  );
+  return rows.map(({ data }) => {
+    expect(data.producto_id).toBe(productoId);
+    return { cantidad_anterior: data.cantidad_anterior, cantidad: data.cantidad, causa: data.causa };
+  });
+}
+
+/**
+ * Asserts that the events form one unbroken chain from `initial` to `final`: each change starts
+ * from the quantity the previous one left. A lost update breaks the chain (two changes start
+ * from the same quantity), so this holds for absolute sets too, where no sum can be predicted.
+ */
+export function expectUnbrokenChain(events: StockEvent[], initial: number, final: number): void {
+  let current = initial;
+  events.forEach((event, index) => {
+    expect(event.cantidad_anterior, `event ${index} starts where the previous one ended`).toBe(current);
+    current = event.cantidad;
+  });
+  expect(current).toBe(final);
+}
+
+/**
+ * The value of the `/metrics` series `name` whose labels include `labels` (other labels, such as
+ * the registry's default `service`, may be present), or undefined when there is none.
+ */
+export async function metric(app: App, name: string, labels: Record<string, string> = {}) {
+  const res = await app.inject({ method: 'GET', url: '/metrics' });
+  const wanted = Object.entries(labels).map(([label, value]) => `${label}="${value}"`);
+  for (const line of res.body.split('\n')) {
+    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!match || match[1] !== name) continue;
+    const present = (match[2] ?? '').split(',');
+    if (wanted.every((pair) => present.includes(pair))) return Number(match[3]);
+  }
+  return undefined;
+}
+
+/** A port on 127.0.0.1 where nothing listens (it was free a moment ago and is closed again). */
+export async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+export interface SeenRequest {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+}
+
+export type FakeBehaviour = 'ok' | 'hang' | 'reset' | 'garbage' | 401 | 404 | 500 | 502 | 503 | 504;
+
+export interface FakeProducts {
+  url: string;
+  port: number;
+  /** What the server does with the next requests; may be changed at any time. */
+  behaviour: FakeBehaviour;
+  /** Behaviours for the next requests, one each, before `behaviour` applies again. */
+  script: FakeBehaviour[];
+  /** Prices of the products the server knows (`ok`); unknown ids get 404. */
+  prices: Map<number, number>;
+  requests: SeenRequest[];
+  connections: () => number;
+  close: () => Promise<void>;
+}
+
+/** The JSON:API document the fake serves for a product, shaped like the Products service's. */
+export const fakeProduct = (id: number, precio: number) => ({
+  type: 'products',
+  id: String(id),
+  attributes: {
+    nombre: `Falso ${id}`,
+    precio,
+    descripcion: null,
+    created_at: '2026-01-01T00:00:00.000Z',
+    updated_at: '2026-01-01T00:00:00.000Z',
+  },
+  links: { self: `/api/products/${id}` },
+});
+
+function answer(res: ServerResponse, status: number, body: unknown) {
+  res.writeHead(status, { 'content-type': JSONAPI }).end(JSON.stringify(body));
+}
+
+const errorBody = (status: number) => ({ errors: [{ status: String(status), title: 'x', detail: 'x' }] });
+
+/**
+ * A stand-in for the Products service that counts the connections and requests it receives and
+ * misbehaves on demand: hangs (accepts, never answers), resets the connection, answers garbage or
+ * an error status. `GET /health` follows the same behaviour.
+ */
+export async function startFakeProducts(initial: FakeBehaviour = 'ok'): Promise<FakeProducts> {
+  const sockets = new Set<Socket>();
+  let connections = 0;
+  const fake: FakeProducts = {
+    url: '',
+    port: 0,
+    behaviour: initial,
+    script: [],
+    prices: new Map(),
+    requests: [],
+    connections: () => connections,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+  const server: Server = createServer((req, res) => {
+    fake.requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
+    const behaviour = fake.script.shift() ?? fake.behaviour;
+    if (behaviour === 'hang') return;
+    if (behaviour === 'reset') {
+      req.socket.destroy();
+      return;
+    }
+    if (behaviour === 'garbage') {
+      answer(res, 200, { data: { type: 'products', id: '1', attributes: { nombre: 'sin precio' } } });
+      return;
+    }
+    if (typeof behaviour === 'number') {
+      answer(res, behaviour, errorBody(behaviour));
+      return;
+    }
+    if (req.url?.endsWith('/health')) {
+      answer(res, 200, { status: 'ok' });
+      return;
+    }
+    const id = Number(/\/api\/products\/(\d+)$/.exec(req.url ?? '')?.[1]);
+    const precio = fake.prices.get(id);
+    if (precio === undefined) answer(res, 404, errorBody(404));
+    else answer(res, 200, { data: fakeProduct(id, precio), links: { self: `/api/products/${id}` } });
+  });
+  server.on('connection', (socket) => {
+    connections++;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  fake.port = (server.address() as AddressInfo).port;
+  fake.url = `http://127.0.0.1:${fake.port}`;
+  return fake;
+}
+
+/** A deterministic pseudo-random sequence (mulberry32), so a failing run can be replayed. */
+export function seeded(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+/** Shuffles a copy of `items` with the given random source. */
+export function shuffled<T>(items: T[], random: () => number): T[] {
+  const copy = [...items];
+  for (let i = copy.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [copy[i], copy[j]] = [copy[j]!, copy[i]!];
+  }
+  return copy;
+}
