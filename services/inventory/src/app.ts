@@ -3,8 +3,11 @@ import { createPool } from '@catalogo/kit/db';
 import type { Logger } from 'pino';
 import { Counter, Gauge } from 'prom-client';
 import type { InventoryConfig } from './config.js';
+import { startHousekeeping } from './housekeeping.js';
 import { inventoryRoutes } from './inventory/inventory.routes.js';
 import { InventoryResource, READ_ONLY } from './inventory/inventory.schemas.js';
+import { createNatsPublisher } from './outbox/outbox.publisher.js';
+import { createOutboxRelay } from './outbox/outbox.relay.js';
 import { createProductsClient } from './products-client.js';
 import { purchasesRoutes } from './purchases/purchases.routes.js';
 import { PurchaseResource } from './purchases/purchases.schemas.js';
@@ -49,13 +52,39 @@ export async function buildApp(config: InventoryConfig, logger: Logger): Promise
   app.addSchema(InventoryResource);
   app.addSchema(PurchaseResource);
   await app.register(inventoryRoutes({ pool, products }), { prefix: '/api' });
-  await app.register(purchasesRoutes({ pool, products, outcomes }), { prefix: '/api' });
+  const idempotency = {
+    pool,
+    leaseSeconds: config.idempotency.leaseSeconds,
+    log: logger.child({ component: 'idempotency' }),
+  };
+  await app.register(purchasesRoutes({ pool, products, outcomes, idempotency }), { prefix: '/api' });
+
+  const relayLog = logger.child({ component: 'outbox-relay' });
+  const relay = createOutboxRelay({
+    pool,
+    log: relayLog,
+    publisher: config.nats.url
+      ? createNatsPublisher({ ...config.nats, url: config.nats.url }, relayLog)
+      : undefined,
+    registry: metrics.registry,
+    pollMs: config.outbox.pollMs,
+  });
+  const housekeeping = startHousekeeping({
+    pool,
+    log: logger.child({ component: 'housekeeping' }),
+    idempotencyTtlHours: config.idempotency.ttlHours,
+    outboxRetentionHours: config.outbox.retentionHours,
+  });
   app.addHook('onClose', async () => {
+    // In-flight requests have finished by now; the relay completes its batch before the pool closes.
+    await relay.stop();
+    await housekeeping.stop();
     await products.close();
     await pool.end();
   });
   if (config.usingDevKey)
     logger.warn('API_KEYS is not set: accepting only the development key "dev-api-key"');
   await app.ready();
+  if (config.outbox.relay) relay.start();
   return app;
 }

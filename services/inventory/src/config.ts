@@ -14,10 +14,51 @@ export interface ProductsClientConfig {
   connections: number;
 }
 
+export interface NatsConfig {
+  /** Unset: events go to the log only. A comma-separated list names several servers of one cluster. */
+  url: string | undefined;
+  /** JetStream stream holding the events (created if missing). */
+  stream: string;
+  /** Subjects are `<prefix>.purchase.completed` and `<prefix>.updated`; the stream takes `<prefix>.>`. */
+  subjectPrefix: string;
+}
+
+export interface OutboxConfig {
+  /** Whether this instance runs the relay; tests switch it off to drive `relayOnce()` themselves. */
+  relay: boolean;
+  pollMs: number;
+  /** Delivered rows are deleted after this long. */
+  retentionHours: number;
+}
+
+export interface IdempotencyConfig {
+  /** Keys are kept at least this long (API.md promises 24 hours). */
+  ttlHours: number;
+  /** How long an in-flight claim holds; past it, a retry may take over a claim left by a crash. */
+  leaseSeconds: number;
+}
+
 export interface InventoryConfig extends BaseConfig {
   databasePoolMax: number;
   products: ProductsClientConfig;
-  natsUrl: string | undefined;
+  nats: NatsConfig;
+  outbox: OutboxConfig;
+  idempotency: IdempotencyConfig;
+}
+
+const SUBJECT_TOKEN = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
+const STREAM_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+function onOff(reader: EnvReader, name: string, fallback: 'on' | 'off'): boolean {
+  const value = reader.string(name, fallback).toLowerCase();
+  if (value !== 'on' && value !== 'off') reader.problems.push(`${name} debe ser 'on' u 'off'`);
+  return value !== 'off';
+}
+
+function matching(reader: EnvReader, name: string, fallback: string, pattern: RegExp): string {
+  const value = reader.string(name, fallback);
+  if (!pattern.test(value)) reader.problems.push(`${name} no tiene un formato válido ('${value}')`);
+  return value;
 }
 
 export function loadConfig(env: Record<string, string | undefined>): InventoryConfig {
@@ -34,7 +75,20 @@ export function loadConfig(env: Record<string, string | undefined>): InventoryCo
       breakerHalfOpenMs: reader.int('PRODUCTS_BREAKER_HALF_OPEN_MS', 5_000, 1, 600_000),
       connections: reader.int('PRODUCTS_CONNECTIONS', 32, 1, 1024),
     },
-    natsUrl: reader.optional('NATS_URL'),
+    nats: {
+      url: reader.optional('NATS_URL'),
+      stream: matching(reader, 'NATS_STREAM', 'INVENTORY', STREAM_NAME),
+      subjectPrefix: matching(reader, 'NATS_SUBJECT_PREFIX', 'inventory', SUBJECT_TOKEN),
+    },
+    outbox: {
+      relay: onOff(reader, 'OUTBOX_RELAY', 'on'),
+      pollMs: reader.int('OUTBOX_POLL_MS', 200, 10, 60_000),
+      retentionHours: reader.int('OUTBOX_RETENTION_HOURS', 168, 1, 24 * 365),
+    },
+    idempotency: {
+      ttlHours: reader.int('IDEMPOTENCY_TTL_HOURS', 24, 24, 24 * 365),
+      leaseSeconds: reader.int('IDEMPOTENCY_LEASE_SECONDS', 60, 1, 3_600),
+    },
   };
   reader.done();
   return config;

@@ -1,12 +1,22 @@
 import type { App } from '@catalogo/kit/app';
-import { notFound } from '@catalogo/kit/errors';
-import { checkResourceIdentity, MAX_INT, parseIdParam } from '@catalogo/kit/jsonapi';
+import { AppError, notFound } from '@catalogo/kit/errors';
+import { checkResourceIdentity, MAX_INT, MEDIA_TYPE, parseIdParam } from '@catalogo/kit/jsonapi';
 import { cursorPage, cursorResult, intParam } from '@catalogo/kit/query';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import {
+  errorResponse,
+  fingerprintOf,
+  type IdempotencyDeps,
+  idempotent,
+  parseIdempotencyKey,
+  type StoredResponse,
+} from '../idempotency/idempotency.service.js';
 import { findPurchase, listPurchases, type PurchaseRow } from './purchases.repository.js';
 import {
   CreateBody,
   CreatedPurchaseDocument,
   createErrors,
+  IdempotencyHeaders,
   IdParams,
   ListQuery,
   listErrors,
@@ -16,7 +26,7 @@ import {
   type PurchaseResourceT,
   readErrors,
 } from './purchases.schemas.js';
-import { type PurchaseDeps, purchase } from './purchases.service.js';
+import { type PurchaseDeps, type PurchaseDone, purchase, purchaseSettled } from './purchases.service.js';
 
 const BASE = '/api/purchases';
 const tags = ['purchases'];
@@ -38,7 +48,56 @@ export function toPurchaseResource(row: PurchaseRow): PurchaseResourceT {
   };
 }
 
-export function purchasesRoutes(deps: PurchaseDeps) {
+/** Sends a stored response as its exact bytes, bypassing the schema serializer. */
+const sendStored = (reply: FastifyReply, response: StoredResponse) =>
+  reply.code(response.status).type(MEDIA_TYPE).send(response.body);
+
+const createdDocument = ({ purchase, product }: PurchaseDone) => {
+  const resource = toPurchaseResource(purchase);
+  return { data: resource, included: [product], links: { self: resource.links.self } };
+};
+
+export interface PurchasesRoutesDeps extends PurchaseDeps {
+  idempotency: IdempotencyDeps;
+}
+
+/**
+ * A purchase under an idempotency key: claimed, run and stored once; replayed afterwards. The
+ * response is stored in the purchase's own transaction, so a purchase never commits without it.
+ */
+async function keyedPurchase(
+  deps: PurchasesRoutesDeps,
+  request: FastifyRequest,
+  key: string,
+  input: { productoId: number; cantidad: number },
+): Promise<{ response: StoredResponse; replayed: boolean }> {
+  let processed = false;
+  let purchaseId: number | undefined;
+  const result = await idempotent(
+    deps.idempotency,
+    { clientId: request.clientId, key, fingerprint: fingerprintOf(`POST ${BASE}`, request.body) },
+    (store) => {
+      processed = true;
+      return purchaseSettled(deps, input, request.id, (tx, outcome) => {
+        if (outcome instanceof AppError) return store(tx, errorResponse(outcome));
+        purchaseId = outcome.purchase.id;
+        const document = createdDocument(outcome);
+        // Serialised once: these exact bytes are stored, sent now and replayed on every retry.
+        return store(tx, { status: 201, location: document.links.self, body: JSON.stringify(document) });
+      });
+    },
+  ).catch((err: unknown) => {
+    // Refused at the claim (409 in flight, 422 other request), before the saga counted anything.
+    if (!processed)
+      deps.outcomes.inc({ outcome: err instanceof AppError ? 'idempotency_conflict' : 'error' });
+    throw err;
+  });
+  if (result.replayed) deps.outcomes.inc({ outcome: 'replayed' });
+  if (purchaseId !== undefined) request.log.info({ purchaseId, ...input }, 'purchase recorded');
+  return result;
+}
+
+export function purchasesRoutes(deps: PurchasesRoutesDeps) {
   return async (app: App) => {
     app.post(
       '/purchases',
@@ -46,19 +105,33 @@ export function purchasesRoutes(deps: PurchaseDeps) {
         schema: {
           tags,
           summary: 'Comprar: descuenta stock y registra la compra, todo o nada',
+          description:
+            'Con la cabecera Idempotency-Key, un reintento con la misma clave y el mismo cuerpo devuelve ' +
+            'la respuesta original (cabecera Idempotent-Replayed: true) sin volver a comprar.',
+          headers: IdempotencyHeaders,
           body: CreateBody,
           response: { 201: CreatedPurchaseDocument, ...createErrors },
         },
-        preValidation: async (request) =>
-          checkResourceIdentity(request.body, { type: PURCHASE_TYPE, mode: 'create' }),
+        preValidation: async (request) => {
+          parseIdempotencyKey(request.headers['idempotency-key']);
+          checkResourceIdentity(request.body, { type: PURCHASE_TYPE, mode: 'create' });
+        },
       },
       async (request, reply) => {
         const { producto_id: productoId, cantidad } = request.body.data.attributes;
-        const result = await purchase(deps, { productoId, cantidad }, request.id);
-        const resource = toPurchaseResource(result.purchase);
-        request.log.info({ purchaseId: result.purchase.id, productoId, cantidad }, 'purchase recorded');
-        reply.code(201).header('location', resource.links.self);
-        return { data: resource, included: [result.product], links: { self: resource.links.self } };
+        const key = parseIdempotencyKey(request.headers['idempotency-key']);
+        if (key === undefined) {
+          const result = await purchase(deps, { productoId, cantidad }, request.id);
+          request.log.info({ purchaseId: result.purchase.id, productoId, cantidad }, 'purchase recorded');
+          const document = createdDocument(result);
+          reply.code(201).header('location', document.links.self);
+          return document;
+        }
+
+        const { response, replayed } = await keyedPurchase(deps, request, key, { productoId, cantidad });
+        if (replayed) reply.header('idempotent-replayed', 'true');
+        if (response.location !== null) reply.header('location', response.location);
+        return sendStored(reply, response);
       },
     );
 

@@ -1,10 +1,11 @@
+import { withTransaction } from '@catalogo/kit/db';
 import { AppError, notFound } from '@catalogo/kit/errors';
 import type pg from 'pg';
 import type { Counter } from 'prom-client';
 import { INSUFFICIENT, PRODUCT_NOT_FOUND } from '../inventory/inventory.routes.js';
 import { purchaseTotal } from '../money.js';
 import type { ProductResource, ProductsClient } from '../products-client.js';
-import { type PurchaseRow, recordPurchase } from './purchases.repository.js';
+import { type NewPurchase, type PurchaseRow, recordPurchase } from './purchases.repository.js';
 
 export type PurchaseOutcomeLabel =
   | 'completed'
@@ -12,6 +13,8 @@ export type PurchaseOutcomeLabel =
   | 'product_not_found'
   | 'products_unavailable'
   | 'total_too_large'
+  | 'replayed'
+  | 'idempotency_conflict'
   | 'error';
 
 export interface PurchaseDeps {
@@ -31,35 +34,77 @@ function outcomeOf(err: unknown): PurchaseOutcomeLabel {
       return 'products_unavailable';
     case 'total_too_large':
       return 'total_too_large';
+    case 'idempotency_key_in_flight':
+      return 'idempotency_conflict';
     default:
       return 'error';
   }
 }
 
+export interface PurchaseDone {
+  purchase: PurchaseRow;
+  product: ProductResource;
+}
+
+const insufficient = (disponible: number) =>
+  new AppError(409, 'insufficient_stock', { detail: INSUFFICIENT }, { meta: { disponible } });
+
 /**
- * The purchase saga: fetch the product from the Products service outside any transaction (no row
- * lock is ever held across an HTTP call), price the purchase exactly, then record it atomically.
+ * The first step of the saga: fetch the product from the Products service outside any transaction
+ * (no row lock is ever held across an HTTP call) and price the purchase exactly.
  */
+async function pricePurchase(
+  deps: PurchaseDeps,
+  input: { productoId: number; cantidad: number },
+  requestId: string,
+): Promise<{ product: ProductResource; priced: NewPurchase }> {
+  const product = await deps.products.getProduct(input.productoId, requestId);
+  if (!product) throw notFound(PRODUCT_NOT_FOUND);
+  const { unitario, total } = purchaseTotal(product.attributes.precio, input.cantidad);
+  return { product, priced: { ...input, unitario, total } };
+}
+
+/** The purchase saga: price it, then record it atomically in one statement (the hot path). */
 export async function purchase(
   deps: PurchaseDeps,
   input: { productoId: number; cantidad: number },
   requestId: string,
-): Promise<{ purchase: PurchaseRow; product: ProductResource }> {
+): Promise<PurchaseDone> {
   try {
-    const product = await deps.products.getProduct(input.productoId, requestId);
-    if (!product) throw notFound(PRODUCT_NOT_FOUND);
-    const { unitario, total } = purchaseTotal(product.attributes.precio, input.cantidad);
-    const outcome = await recordPurchase(deps.pool, { ...input, unitario, total });
-    if (!outcome.ok) {
-      throw new AppError(
-        409,
-        'insufficient_stock',
-        { detail: INSUFFICIENT },
-        { meta: { disponible: outcome.disponible } },
-      );
-    }
+    const { product, priced } = await pricePurchase(deps, input, requestId);
+    const outcome = await recordPurchase(deps.pool, priced);
+    if (!outcome.ok) throw insufficient(outcome.disponible);
     deps.outcomes.inc({ outcome: 'completed' });
     return { purchase: outcome.purchase, product };
+  } catch (err) {
+    deps.outcomes.inc({ outcome: outcomeOf(err) });
+    throw err;
+  }
+}
+
+/**
+ * The same saga for a request that must leave a record of its outcome (an idempotency key):
+ * `settle` runs in the purchase's transaction with the outcome — the purchase or the 409 of a stock
+ * too low — so what it writes commits with the purchase or not at all. Resolves with what `settle`
+ * returned, once committed: here the 409 is a settled outcome, not a rejection.
+ */
+export async function purchaseSettled<T>(
+  deps: PurchaseDeps,
+  input: { productoId: number; cantidad: number },
+  requestId: string,
+  settle: (tx: pg.PoolClient, outcome: PurchaseDone | AppError) => Promise<T>,
+): Promise<T> {
+  try {
+    const { product, priced } = await pricePurchase(deps, input, requestId);
+    let label: PurchaseOutcomeLabel = 'completed';
+    const result = await withTransaction(deps.pool, async (tx) => {
+      const outcome = await recordPurchase(tx, priced);
+      if (outcome.ok) return settle(tx, { purchase: outcome.purchase, product });
+      label = 'insufficient_stock';
+      return settle(tx, insufficient(outcome.disponible));
+    });
+    deps.outcomes.inc({ outcome: label });
+    return result;
   } catch (err) {
     deps.outcomes.inc({ outcome: outcomeOf(err) });
     throw err;

@@ -1,0 +1,367 @@
+/**
+ * The transactional outbox (API.md §5): every stock change writes its events in its own
+ * transaction, a refused change writes none, and the relay delivers each event once — also with
+ * two relays (two instances) running at the same time.
+ */
+import { Writable } from 'node:stream';
+import { ConfigError } from '@catalogo/kit/config';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.js';
+import { purgeExpired } from '../src/housekeeping.js';
+import { type EventPublisher, streamConfig, subjectOf } from '../src/outbox/outbox.publisher.js';
+import { createOutboxRelay } from '../src/outbox/outbox.relay.js';
+import type { OutboxEvent } from '../src/outbox/outbox.repository.js';
+import { buildInventory, headers, purchaseBody, useInventoryApp } from './helpers.js';
+
+const ctx = useInventoryApp({ OUTBOX_RELAY: 'off' });
+
+/** A logger whose JSON lines are kept for the test to read. */
+function capturingLogger() {
+  const lines: Record<string, unknown>[] = [];
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      lines.push(JSON.parse(String(chunk)));
+      done();
+    },
+  });
+  return { log: pino({ level: 'info' }, stream), lines };
+}
+
+/** A publisher that records what it was given, optionally failing on the n-th event. */
+function recordingPublisher(options: { failOn?: number; delayMs?: number } = {}) {
+  const published: OutboxEvent[] = [];
+  let calls = 0;
+  const publisher: EventPublisher = {
+    ready: async () => {},
+    publish: async (event) => {
+      calls += 1;
+      if (options.delayMs) await new Promise((r) => setTimeout(r, options.delayMs));
+      if (calls === options.failOn) throw new Error('broker refused');
+      published.push(event);
+    },
+    close: async () => {},
+  };
+  return { publisher, published };
+}
+
+async function eventsOf(productoId: number) {
+  const { rows } = await ctx
+    .db()
+    .pool.query<{ id: string; type: string; data: Record<string, unknown>; published: boolean }>(
+      `SELECT id, type, data, published_at IS NOT NULL AS published FROM outbox
+       WHERE producto_id = $1 ORDER BY seq`,
+      [productoId],
+    );
+  return rows;
+}
+
+async function drain(relay: { relayOnce: () => Promise<number> }) {
+  while ((await relay.relayOnce()) > 0);
+}
+
+const inject = (
+  method: 'PATCH' | 'POST',
+  url: string,
+  payload: unknown,
+  extra: Record<string, string> = {},
+) => ctx.app().inject({ method, url, headers: { ...headers, ...extra }, payload: JSON.stringify(payload) });
+
+describe('events written with each change', () => {
+  it('a set, an adjustment and a purchase write their events with the payloads of API.md §5', async () => {
+    const id = await ctx.createProduct(19.99);
+    expect((await inject('PATCH', `/api/inventory/${id}`, setBody(id, 10))).statusCode).toBe(200);
+    const adjusted = await inject('POST', `/api/inventory/${id}/adjustments`, adjustment(-3));
+    expect(adjusted.statusCode).toBe(201);
+    const bought = await inject('POST', '/api/purchases', purchaseBody(id, 2));
+    expect(bought.statusCode).toBe(201);
+    const purchaseId = bought.json().data.id;
+
+    const events = await eventsOf(id);
+    expect(events.map((e) => ({ type: e.type, data: e.data }))).toEqual([
+      {
+        type: 'inventory.updated',
+        data: { producto_id: id, cantidad_anterior: 0, cantidad: 10, causa: 'set' },
+      },
+      {
+        type: 'inventory.updated',
+        data: { producto_id: id, cantidad_anterior: 10, cantidad: 7, causa: 'adjustment' },
+      },
+      {
+        type: 'purchase.completed',
+        data: { purchase_id: purchaseId, producto_id: id, cantidad: 2, precio_unitario: 19.99, total: 39.98 },
+      },
+      {
+        type: 'inventory.updated',
+        data: { producto_id: id, cantidad_anterior: 7, cantidad: 5, causa: 'purchase' },
+      },
+    ]);
+    expect(typeof purchaseId).toBe('string');
+    for (const event of events) expect(event.id).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('totals are exact decimals (0.1 × 3 = 0.3), also for a purchase with an idempotency key', async () => {
+    const id = await ctx.createProduct(0.1);
+    await ctx.setStock(id, 5);
+    const bought = await inject('POST', '/api/purchases', purchaseBody(id, 3), {
+      'idempotency-key': `k-${id}`,
+    });
+    expect(bought.statusCode).toBe(201);
+    const completed = (await eventsOf(id)).filter((e) => e.type === 'purchase.completed');
+    expect(completed.map((e) => e.data)).toEqual([
+      { purchase_id: bought.json().data.id, producto_id: id, cantidad: 3, precio_unitario: 0.1, total: 0.3 },
+    ]);
+    const replay = await inject('POST', '/api/purchases', purchaseBody(id, 3), {
+      'idempotency-key': `k-${id}`,
+    });
+    expect(replay.headers['idempotent-replayed']).toBe('true');
+    expect((await eventsOf(id)).filter((e) => e.type === 'purchase.completed')).toHaveLength(1);
+  });
+
+  it('a refused change writes no event: 409 insufficient stock, 422 total too large, 409 adjustment', async () => {
+    const cheap = await ctx.createProduct(5);
+    await ctx.setStock(cheap, 2);
+    const dear = await ctx.createProduct(99_999_999.99);
+    await ctx.setStock(dear, 2);
+    const before = [await eventsOf(cheap), await eventsOf(dear)];
+
+    expect((await inject('POST', '/api/purchases', purchaseBody(cheap, 3))).statusCode).toBe(409);
+    expect(
+      (await inject('POST', '/api/purchases', purchaseBody(cheap, 3), { 'idempotency-key': `no-${cheap}` }))
+        .statusCode,
+    ).toBe(409);
+    expect((await inject('POST', '/api/purchases', purchaseBody(dear, 2))).statusCode).toBe(422);
+    expect((await inject('POST', `/api/inventory/${cheap}/adjustments`, adjustment(-5))).statusCode).toBe(
+      409,
+    );
+
+    expect([await eventsOf(cheap), await eventsOf(dear)]).toEqual(before);
+  });
+});
+
+describe('the relay', () => {
+  it('logs each event once as a structured line, marks it delivered and counts it', async () => {
+    const id = await ctx.createProduct(2);
+    await ctx.setStock(id, 4);
+    expect((await inject('POST', '/api/purchases', purchaseBody(id, 1))).statusCode).toBe(201);
+    const { log, lines } = capturingLogger();
+    const registry = new Registry();
+    const relay = createOutboxRelay({ pool: ctx.db().pool, log, registry, pollMs: 50 });
+
+    await drain(relay);
+    expect(await relay.relayOnce()).toBe(0);
+
+    const events = await eventsOf(id);
+    expect(events.length).toBe(3);
+    for (const event of events) {
+      expect(event.published).toBe(true);
+      const logged = lines.filter((line) => line.id === event.id);
+      expect(logged).toHaveLength(1);
+      expect(logged[0]).toMatchObject({ level: 30, event: event.type, data: event.data });
+      expect(logged[0]!.occurred_at).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+    }
+    const metrics = await registry.metrics();
+    expect(metrics).toMatch(/^outbox_pending 0$/m);
+    const published = [...metrics.matchAll(/^outbox_published_total\{type="[a-z.]+"\} (\d+)$/gm)];
+    expect(published.reduce((sum, m) => sum + Number(m[1]), 0)).toBe(lines.filter((l) => l.event).length);
+  });
+
+  it('reports the backlog in outbox_pending at scrape time', async () => {
+    const id = await ctx.createProduct(2);
+    const registry = new Registry();
+    createOutboxRelay({ pool: ctx.db().pool, log: pino({ level: 'silent' }), registry, pollMs: 50 });
+    await ctx.setStock(id, 1);
+    await ctx.setStock(id, 2);
+    const pending = Number(/^outbox_pending (\d+)$/m.exec(await registry.metrics())?.[1]);
+    expect(pending).toBeGreaterThanOrEqual(2);
+  });
+
+  it('delivers in seq order and, when a publish fails, keeps what was acked and resumes at the failure', async () => {
+    const id = await ctx.createProduct(1);
+    for (let i = 1; i <= 6; i++) await ctx.setStock(id, i);
+    const expected = (await eventsOf(id)).map((e) => e.id);
+    // Everything pending before ours (from earlier tests) is delivered first.
+    const failing = recordingPublisher({ failOn: 4 });
+    const silent = pino({ level: 'silent' });
+    const relay = createOutboxRelay({
+      pool: ctx.db().pool,
+      log: silent,
+      publisher: failing.publisher,
+      pollMs: 50,
+    });
+    await expect(drain(relay)).rejects.toThrow('broker refused');
+    const acked = failing.published.map((e) => e.id);
+    expect(acked).toHaveLength(3);
+    const marked = (
+      await ctx.db().pool.query(`SELECT id FROM outbox WHERE published_at IS NOT NULL`)
+    ).rows.map((r) => r.id);
+    expect(marked).toEqual(expect.arrayContaining(acked));
+
+    const healthy = recordingPublisher();
+    await drain(
+      createOutboxRelay({ pool: ctx.db().pool, log: silent, publisher: healthy.publisher, pollMs: 50 }),
+    );
+    const all = [...acked, ...healthy.published.map((e) => e.id)];
+    expect(new Set(all).size).toBe(all.length);
+    expect(all.filter((eventId) => expected.includes(eventId))).toEqual(expected);
+  });
+
+  it('two relays running at once deliver every event exactly once, each in seq order', async () => {
+    const pool = ctx.db().pool;
+    await drain(createOutboxRelay({ pool, log: pino({ level: 'silent' }), pollMs: 50 }));
+    const { rows } = await pool.query<{ id: string }>(
+      `INSERT INTO outbox (type, producto_id, data)
+       SELECT 'inventory.updated', 1000000 + n % 7,
+              jsonb_build_object('producto_id', 1000000 + n % 7, 'cantidad_anterior', n, 'cantidad', n + 1,
+                                 'causa', 'adjustment')
+       FROM generate_series(1, 400) AS n
+       RETURNING id`,
+    );
+    const a = recordingPublisher({ delayMs: 1 });
+    const b = recordingPublisher({ delayMs: 1 });
+    const silent = pino({ level: 'silent' });
+    const relays = [a, b].map((p) =>
+      createOutboxRelay({ pool, log: silent, publisher: p.publisher, pollMs: 10, batchSize: 25 }),
+    );
+    // Both relays poll until the backlog is gone, as two instances would.
+    await Promise.all(
+      relays.map(async (relay) => {
+        for (let idle = 0; idle < 3; ) {
+          idle = (await relay.relayOnce()) === 0 ? idle + 1 : 0;
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      }),
+    );
+    const delivered = [...a.published, ...b.published].map((e) => e.id);
+    expect(delivered.length).toBe(rows.length);
+    expect(new Set(delivered)).toEqual(new Set(rows.map((r) => r.id)));
+    for (const relay of [a, b]) {
+      const seqs = relay.published.map((e) => Number(e.data.cantidad_anterior));
+      expect(seqs).toEqual([...seqs].sort((x, y) => x - y));
+    }
+  });
+
+  it('runs in the app, delivers while it runs and stops with it', async () => {
+    const { log, lines } = capturingLogger();
+    const app = await buildInventory(ctx.db().url, ctx.products().url, { OUTBOX_POLL_MS: '20' });
+    try {
+      const id = await ctx.createProduct(3);
+      await ctx.setStock(id, 2);
+      const res = await app.inject({
+        method: 'POST',
+        url: '/api/purchases',
+        headers,
+        payload: JSON.stringify(purchaseBody(id, 1)),
+      });
+      expect(res.statusCode).toBe(201);
+      await expect
+        .poll(async () => (await eventsOf(id)).every((e) => e.published), { timeout: 5_000 })
+        .toBe(true);
+      const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+      expect(metrics).toMatch(/^outbox_pending\{service="inventory"\} \d+$/m);
+      expect(metrics).toMatch(
+        /^outbox_published_total\{type="purchase.completed",service="inventory"\} [1-9]/m,
+      );
+    } finally {
+      await app.close();
+    }
+    // A relay that never reaches its broker still stops promptly.
+    const stuck = createOutboxRelay({
+      pool: ctx.db().pool,
+      log,
+      pollMs: 10,
+      publisher: {
+        ready: () => Promise.reject(new Error('NATS down')),
+        publish: () => Promise.reject(new Error('unreachable')),
+        close: async () => {},
+      },
+    });
+    await ctx.setStock(await ctx.createProduct(1), 1);
+    stuck.start();
+    await expect
+      .poll(() => lines.some((l) => l.msg === 'outbox relay could not deliver; retrying'))
+      .toBe(true);
+    const started = Date.now();
+    await stuck.stop();
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+});
+
+describe('configuration', () => {
+  const base = { DATABASE_URL: 'postgres://u@h/db' };
+
+  it('defaults: relay on every 200 ms, a week of retention, stream INVENTORY on inventory.>', () => {
+    const config = loadConfig(base);
+    expect(config.outbox).toEqual({ relay: true, pollMs: 200, retentionHours: 168 });
+    expect(config.nats).toEqual({ url: undefined, stream: 'INVENTORY', subjectPrefix: 'inventory' });
+    expect(streamConfig(config.nats)).toMatchObject({
+      name: 'INVENTORY',
+      subjects: ['inventory.>'],
+      duplicate_window: 120_000_000_000,
+    });
+    expect(subjectOf('inventory', 'purchase.completed')).toBe('inventory.purchase.completed');
+    expect(subjectOf('inventory', 'inventory.updated')).toBe('inventory.updated');
+  });
+
+  it('reads every variable and refuses values it cannot use', () => {
+    const config = loadConfig({
+      ...base,
+      NATS_URL: 'nats://a:4222,nats://b:4222',
+      NATS_STREAM: 'EVENTS_2',
+      NATS_SUBJECT_PREFIX: 'shop.inventory',
+      OUTBOX_RELAY: 'off',
+      OUTBOX_POLL_MS: '50',
+      OUTBOX_RETENTION_HOURS: '24',
+    });
+    expect(config.nats).toEqual({
+      url: 'nats://a:4222,nats://b:4222',
+      stream: 'EVENTS_2',
+      subjectPrefix: 'shop.inventory',
+    });
+    expect(config.outbox).toEqual({ relay: false, pollMs: 50, retentionHours: 24 });
+    expect(subjectOf('shop.inventory', 'inventory.updated')).toBe('shop.inventory.updated');
+    let error: unknown;
+    try {
+      loadConfig({ ...base, OUTBOX_RELAY: 'maybe', NATS_STREAM: 'A.B', NATS_SUBJECT_PREFIX: 'a.>' });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const problems = (error as ConfigError).problems.join('\n');
+    for (const name of ['OUTBOX_RELAY', 'NATS_STREAM', 'NATS_SUBJECT_PREFIX'])
+      expect(problems).toContain(name);
+  });
+});
+
+describe('retention', () => {
+  it('purges delivered events past the retention, never undelivered ones', async () => {
+    const pool = ctx.db().pool;
+    const { rows } = await pool.query<{ id: string; label: string }>(
+      `INSERT INTO outbox (type, producto_id, data, occurred_at, published_at)
+       VALUES ('inventory.updated', 1999999, '{}', now() - interval '200 hours', now() - interval '169 hours'),
+              ('inventory.updated', 1999999, '{}', now() - interval '200 hours', now() - interval '167 hours'),
+              ('inventory.updated', 1999999, '{}', now() - interval '200 hours', NULL)
+       RETURNING id, CASE WHEN published_at IS NULL THEN 'pending'
+                          WHEN published_at < now() - interval '168 hours' THEN 'old' ELSE 'recent' END AS label`,
+    );
+    await purgeExpired({
+      pool,
+      log: pino({ level: 'silent' }),
+      idempotencyTtlHours: 24,
+      outboxRetentionHours: 168,
+    });
+    const left = await pool.query<{ id: string }>(`SELECT id FROM outbox WHERE producto_id = 1999999`);
+    expect(new Set(left.rows.map((r) => r.id))).toEqual(
+      new Set(rows.filter((r) => r.label !== 'old').map((r) => r.id)),
+    );
+  });
+});
+
+function setBody(id: number, cantidad: number) {
+  return { data: { type: 'inventories', id: String(id), attributes: { cantidad } } };
+}
+
+function adjustment(delta: number) {
+  return { data: { type: 'inventory-adjustments', attributes: { delta } } };
+}
