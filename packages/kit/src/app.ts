@@ -6,6 +6,8 @@ import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
   LogController,
   type RawReplyDefaultExpression,
   type RawRequestDefaultExpression,
@@ -54,6 +56,19 @@ const STATUSES = new Set([400, 401, 403, 404, 406, 409, 413, 415, 422, 429, 500,
 const isApi = (url: string) => url === '/api' || url.startsWith('/api/') || url.startsWith('/api?');
 
 /**
+ * Judged by the matched route, not the raw URL: the router percent-decodes the path, so
+ * `/%61pi/products` reaches an `/api` route while its raw URL does not start with `/api`.
+ */
+const isApiRequest = (request: FastifyRequest) => isApi(request.routeOptions.url ?? request.url);
+
+function answerFrameworkError(error: FastifyError, requestId: string, reply: FastifyReply): void {
+  const appError = toAppError(error);
+  // A Buffer body keeps the media type bare (no onSend hook runs here to strip Fastify's charset).
+  reply.header('x-request-id', requestId).code(appError.status).type(MEDIA_TYPE);
+  reply.send(Buffer.from(JSON.stringify(errorDocument(appError.toErrorObjects()))));
+}
+
+/**
  * Builds the Fastify instance both services start from: logging with request ids, JSON:API content
  * negotiation and API-key auth on `/api`, the one error handler, `/health`, `/metrics` and `/docs`.
  * The service registers its routes on the returned app.
@@ -71,6 +86,9 @@ export async function createKitApp(options: KitAppOptions): Promise<{ app: App; 
     },
     // Long path segments reach our validator (400) instead of Fastify's 414.
     routerOptions: { maxParamLength: 8192 },
+    // URLs the router cannot decode never reach the hooks or the error handler; answer them in JSON:API too.
+    frameworkErrors: (error, request, reply) =>
+      answerFrameworkError(error, request.id, reply as FastifyReply),
     ajv: {
       customOptions: {
         allErrors: true,
@@ -88,11 +106,22 @@ export async function createKitApp(options: KitAppOptions): Promise<{ app: App; 
   const readOnly = new Set(options.readOnlyAttributes);
 
   app.addSchema(ErrorDocument);
-  app.addContentTypeParser(MEDIA_TYPE, { parseAs: 'string' }, app.getDefaultJsonParser('error', 'ignore'));
+  const parseJson = app.getDefaultJsonParser('error', 'ignore');
+  // Clients send their JSON Content-Type on every request: a DELETE without a body is no empty-body 400.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser(
+    [MEDIA_TYPE, 'application/json'],
+    { parseAs: 'string' },
+    (request, body: string, done) => {
+      if (body === '' && request.method !== 'POST' && request.method !== 'PATCH')
+        return done(null, undefined);
+      parseJson(request, body, done);
+    },
+  );
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
-    if (!isApi(request.url)) return;
+    if (!isApiRequest(request)) return;
     request.clientId = verifyKey(request.headers['x-api-key']);
     if (request.method === 'POST' || request.method === 'PATCH') {
       assertRequestMediaType(request.headers['content-type']);
@@ -101,7 +130,7 @@ export async function createKitApp(options: KitAppOptions): Promise<{ app: App; 
   });
 
   app.addHook('onSend', async (request, reply, payload) => {
-    if (isApi(request.url) && reply.statusCode !== 204) reply.header('content-type', MEDIA_TYPE);
+    if (isApiRequest(request) && reply.statusCode !== 204) reply.header('content-type', MEDIA_TYPE);
     return payload;
   });
 
@@ -169,7 +198,8 @@ export async function createKitApp(options: KitAppOptions): Promise<{ app: App; 
 /** The one place where any error becomes an HTTP status and JSON:API error objects. */
 export function toAppError(error: unknown, readOnly: ReadonlySet<string> = new Set()): AppError {
   if (error instanceof AppError) return error;
-  const fastifyError = error as FastifyError;
+  // Anything can be thrown, `undefined` and `null` included.
+  const fastifyError = (error ?? {}) as FastifyError;
   if (fastifyError.validation) {
     return new AppError(
       400,
@@ -197,6 +227,9 @@ export function toAppError(error: unknown, readOnly: ReadonlySet<string> = new S
         detail: `El Content-Type debe ser ${MEDIA_TYPE}`,
         source: { header: 'Content-Type' },
       });
+    case 'FST_ERR_BAD_URL':
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new AppError(400, 'invalid_url', { detail: 'La URL de la petición no es válida' });
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new AppError(400, 'empty_body', { detail: 'El cuerpo de la petición está vacío' });
   }

@@ -1,4 +1,4 @@
-import { runner } from 'node-pg-migrate';
+import { PG_MIGRATE_LOCK_ID, runner } from 'node-pg-migrate';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { AppError } from './errors.js';
@@ -40,7 +40,10 @@ export function createPool(options: PoolOptions, log: Logger): pg.Pool {
     types,
   });
   // An idle client whose server went away emits 'error'; unhandled, that would crash the process.
-  pool.on('error', (err) => log.warn({ err }, 'idle database connection lost'));
+  pool.on('error', (err) =>
+    // Only the cause: the error carries its client object, which would flood the log line.
+    log.warn({ code: (err as { code?: string }).code, message: err.message }, 'idle database connection lost'),
+  );
   return pool;
 }
 
@@ -69,26 +72,36 @@ export async function withTransaction<T>(pool: pg.Pool, work: (tx: pg.PoolClient
 }
 
 /**
- * Applies the service's SQL migrations. node-pg-migrate takes a PostgreSQL advisory lock, so
- * several instances starting at once apply each migration exactly once.
+ * Applies the service's SQL migrations. node-pg-migrate only *tries* its advisory lock and fails
+ * when another instance holds it, so we wait for that same lock on our own session instead: several
+ * instances starting at once apply each migration exactly once, and none of them fails to start.
  */
 export async function migrate(databaseUrl: string, dir: string, log: Logger): Promise<void> {
-  const applied = await runner({
-    databaseUrl,
-    dir,
-    direction: 'up',
-    migrationsTable: 'pgmigrations',
-    count: Number.POSITIVE_INFINITY,
-    singleTransaction: true,
-    checkOrder: true,
-    logger: {
-      debug: () => {},
-      info: (msg: string) => log.debug(msg),
-      warn: (msg: string) => log.warn(msg),
-      error: (msg: string) => log.error(msg),
-    },
-  });
-  if (applied.length > 0) log.info({ migrations: applied.map((m) => m.name) }, 'migrations applied');
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock($1::bigint)', [String(PG_MIGRATE_LOCK_ID)]);
+    const applied = await runner({
+      dbClient: client,
+      noLock: true,
+      dir,
+      direction: 'up',
+      migrationsTable: 'pgmigrations',
+      count: Number.POSITIVE_INFINITY,
+      singleTransaction: true,
+      checkOrder: true,
+      logger: {
+        debug: () => {},
+        info: (msg: string) => log.debug(msg),
+        warn: (msg: string) => log.warn(msg),
+        error: (msg: string) => log.error(msg),
+      },
+    });
+    if (applied.length > 0) log.info({ migrations: applied.map((m) => m.name) }, 'migrations applied');
+  } finally {
+    // Ending the session releases the lock.
+    await client.end();
+  }
 }
 
 const UNAVAILABLE_CODES = new Set([

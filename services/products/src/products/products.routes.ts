@@ -55,11 +55,25 @@ function nombreOf(raw: string): string {
   return nombre;
 }
 
+/**
+ * The schema's multipleOf tolerates a remainder below 1e-9 (19.99 is not an exact binary multiple of
+ * 0.01), so 1.000000000001 or 5e-324 pass it; only a number that is exactly its two-decimal text is a price.
+ */
+function precioOf(precio: number): string {
+  const text = precio.toFixed(2);
+  if (Number(text) !== precio) {
+    throw badRequest({
+      detail: 'Debe tener como máximo 2 decimales',
+      source: { pointer: '/data/attributes/precio' },
+    });
+  }
+  return text;
+}
+
 function changesOf(attributes: UpdateAttributes | CreateAttributes): repo.ProductChanges {
   return {
     ...(attributes.nombre !== undefined ? { nombre: nombreOf(attributes.nombre) } : {}),
-    // The schema guarantees at most two decimals, so toFixed(2) is exact.
-    ...(attributes.precio !== undefined ? { precio: attributes.precio.toFixed(2) } : {}),
+    ...(attributes.precio !== undefined ? { precio: precioOf(attributes.precio) } : {}),
     ...(attributes.descripcion !== undefined ? { descripcion: attributes.descripcion } : {}),
   };
 }

@@ -1,0 +1,81 @@
+import { ConfigError } from '@catalogo/kit/config';
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { buildApp } from '../src/app.js';
+import { loadConfig } from '../src/config.js';
+
+const DATABASE_URL = 'postgres://postgres@127.0.0.1:1/products';
+
+function problemsOf(env: Record<string, string | undefined>): string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).problems;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('defaults to port 3001 and a pool of 10 connections', () => {
+    expect(loadConfig({ DATABASE_URL })).toMatchObject({
+      port: 3001,
+      host: '0.0.0.0',
+      databaseUrl: DATABASE_URL,
+      databasePoolMax: 10,
+      usingDevKey: true,
+    });
+  });
+
+  it('reads DATABASE_POOL_MAX', () => {
+    expect(loadConfig({ DATABASE_URL, DATABASE_POOL_MAX: '25' }).databasePoolMax).toBe(25);
+  });
+
+  it.each(['0', '1001', 'many'])('refuses DATABASE_POOL_MAX=%j', (DATABASE_POOL_MAX) => {
+    expect(problemsOf({ DATABASE_URL, DATABASE_POOL_MAX })).toEqual([
+      expect.stringContaining('DATABASE_POOL_MAX'),
+    ]);
+  });
+
+  it('refuses to start in production without API_KEYS, listing every other problem too', () => {
+    const problems = problemsOf({ NODE_ENV: 'production', DATABASE_POOL_MAX: '0' });
+    expect(problems).toHaveLength(3);
+    expect(problems.join('\n')).toMatch(/API_KEYS[\s\S]*DATABASE_URL[\s\S]*DATABASE_POOL_MAX/);
+  });
+});
+
+describe('the development key', () => {
+  it('outside production without API_KEYS, accepts only dev-api-key and warns once at start-up', async () => {
+    const lines: { level: number; msg: string }[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const app = await buildApp(loadConfig({ DATABASE_URL, NODE_ENV: 'development' }), logger);
+    try {
+      const warnings = lines.filter((l) => l.level === 40);
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]?.msg).toContain('dev-api-key');
+      // A path id that is not a number is refused after authentication and before the database.
+      const accepted = await app.inject({
+        url: '/api/products/abc',
+        headers: { 'x-api-key': 'dev-api-key' },
+      });
+      expect(accepted.statusCode).toBe(400);
+      const refused = await app.inject({ url: '/api/products/abc', headers: { 'x-api-key': 'test-key' } });
+      expect(refused.statusCode).toBe(401);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('with API_KEYS set, the development key is refused and nothing is warned', async () => {
+    const lines: { level: number }[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const app = await buildApp(loadConfig({ DATABASE_URL, API_KEYS: 'real-key' }), logger);
+    try {
+      expect(lines.filter((l) => l.level >= 40)).toEqual([]);
+      const res = await app.inject({ url: '/api/products/abc', headers: { 'x-api-key': 'dev-api-key' } });
+      expect(res.statusCode).toBe(401);
+    } finally {
+      await app.close();
+    }
+  });
+});
