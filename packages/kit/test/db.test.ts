@@ -84,9 +84,14 @@ describe('createPool', () => {
     const log = pino({ level: 'silent' });
     const warn = vi.spyOn(log, 'warn');
     const pool = createPool({ connectionString: 'postgres://u@127.0.0.1:1/db', applicationName: 't' }, log);
-    const lost = new Error('terminating connection due to administrator command');
+    const lost = Object.assign(new Error('terminating connection due to administrator command'), {
+      code: '57P01',
+    });
     pool.emit('error', lost, {} as pg.PoolClient);
-    expect(warn).toHaveBeenCalledWith({ err: lost }, 'idle database connection lost');
+    expect(warn).toHaveBeenCalledTimes(1);
+    const [fields, message] = warn.mock.calls[0] as unknown as [Record<string, unknown>, string];
+    expect(message).toBe('idle database connection lost');
+    expect(fields).toMatchObject({ code: '57P01', message: lost.message });
     await pool.end();
   });
 
