@@ -110,7 +110,7 @@ describe('getProduct', () => {
 
 describe('circuit breaker', () => {
   it('opens after the threshold of failed attempts, fails fast, and closes after a good probe', async () => {
-    const { server, client } = await setup(503, { breakerThreshold: 3, breakerHalfOpenMs: 150 });
+    const { server, client } = await setup(503, { breakerThreshold: 3, breakerHalfOpenMs: 400 });
     const changes: string[] = [];
     client.onBreakerChange((state) => changes.push(state));
     expect(client.breakerState()).toBe('closed');
@@ -119,14 +119,19 @@ describe('circuit breaker', () => {
     expect(client.breakerState()).toBe('open');
     expect(server.requests).toHaveLength(3);
 
-    const started = performance.now();
-    await unavailable(client);
-    expect(performance.now() - started).toBeLessThan(50);
+    const times: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const started = performance.now();
+      await unavailable(client);
+      times.push(performance.now() - started);
+    }
+    // The median, so that one pause of a busy machine does not decide.
+    expect(times.sort((a, b) => a - b)[2]).toBeLessThan(50);
     expect(server.requests).toHaveLength(3);
 
     server.behaviour = 'ok';
     server.prices.set(1, 2);
-    await sleep(200);
+    await sleep(450);
     expect(await client.getProduct(1, 'r')).toEqual(fakeProduct(1, 2));
     expect(client.breakerState()).toBe('closed');
     expect(changes).toEqual(['open', 'half-open', 'closed']);
