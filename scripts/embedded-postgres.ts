@@ -101,6 +101,11 @@ export async function startEmbeddedPostgres(options: ClusterOptions): Promise<Em
   await mkdir(dirname(dataDir), { recursive: true, mode: 0o755 });
   await clearStalePostmaster(dataDir, log);
   const port = await freePort(options.port ?? 0);
+  const recent: string[] = [];
+  const remember = (message: unknown) => {
+    recent.push(...String(message).trim().split('\n'));
+    recent.splice(0, Math.max(0, recent.length - 20));
+  };
   const cluster = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,
@@ -108,8 +113,9 @@ export async function startEmbeddedPostgres(options: ClusterOptions): Promise<Em
     password: PASSWORD,
     persistent: options.persistent,
     createPostgresUser: root,
-    onLog: () => {},
-    onError: (message) => log(String(message).trim()),
+    // The server's own output is kept (last lines only) to explain a failed start.
+    onLog: (message) => remember(message),
+    onError: (message) => remember(message),
   });
   const initialised = await access(join(dataDir, 'PG_VERSION'), fsConstants.F_OK).then(
     () => true,
@@ -119,7 +125,9 @@ export async function startEmbeddedPostgres(options: ClusterOptions): Promise<Em
   try {
     await cluster.start();
   } catch (err) {
-    throw new Error(`embedded PostgreSQL failed to start in ${dataDir}`, { cause: err });
+    throw new Error(`embedded PostgreSQL failed to start in ${dataDir}:\n${recent.join('\n')}`, {
+      cause: err,
+    });
   }
   const url = (database: string) => `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/${database}`;
   return {

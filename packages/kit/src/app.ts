@@ -97,6 +97,8 @@ export async function createKitApp(options: KitAppOptions): Promise<{ app: App; 
         coerceTypes: false,
         useDefaults: true,
         multipleOfPrecision: 9,
+        // OpenAPI's `example` annotates schemas for /docs and the Postman collection; it validates nothing.
+        keywords: ['example'],
       },
     },
   }).withTypeProvider<TypeBoxTypeProvider>();

@@ -104,15 +104,21 @@ export interface ResourceObject<A> {
 /* ---------- Schemas shared by the services' route definitions ---------- */
 
 /** A string that PostgreSQL can store: no NUL character (text columns refuse it). */
-export const Text = (options: { minLength?: number; maxLength: number; description?: string }) =>
-  Type.String({ ...options, pattern: '^[^\\u0000]*$' });
+export const Text = (options: {
+  minLength?: number;
+  maxLength: number;
+  description?: string;
+  example?: string;
+}) => Type.String({ ...options, pattern: '^[^\\u0000]*$' });
 
 export const IdString = Type.String({
   pattern: '^[1-9][0-9]{0,9}$',
   description: 'Entero positivo como texto',
 });
 
-export const IdParams = Type.Object({ id: Type.String({ description: 'Identificador (entero positivo)' }) });
+export const IdParams = Type.Object({
+  id: Type.String({ description: 'Identificador (entero positivo)', example: '1' }),
+});
 
 const Source = Type.Object({
   pointer: Type.Optional(Type.String()),
@@ -159,7 +165,12 @@ export const Relationship = (type: string) =>
  * A request document for one resource. The `type` and `id` members are checked before the schema
  * (see `resourceIdentityHook`) so that a wrong type is a 409 and a client id a 403, as JSON:API asks.
  */
-export const RequestDocument = <A extends TSchema>(type: string, attributes: A, withId: boolean) =>
+export const RequestDocument = <A extends TSchema>(
+  type: string,
+  attributes: A,
+  withId: boolean,
+  example?: Record<string, unknown>,
+) =>
   Type.Object(
     {
       data: Type.Object(
@@ -171,7 +182,13 @@ export const RequestDocument = <A extends TSchema>(type: string, attributes: A, 
         { additionalProperties: false },
       ),
     },
-    { additionalProperties: false },
+    {
+      additionalProperties: false,
+      // Shown by /docs and copied into the generated Postman collection.
+      ...(example
+        ? { example: { data: { type, ...(withId ? { id: '1' } : {}), attributes: example } } }
+        : {}),
+    },
   );
 
 /**

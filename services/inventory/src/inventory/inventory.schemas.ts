@@ -20,6 +20,7 @@ export const SetBody = RequestDocument(
     { additionalProperties: false },
   ),
   true,
+  { cantidad: 100 },
 );
 
 export const AdjustmentBody = RequestDocument(
@@ -36,6 +37,7 @@ export const AdjustmentBody = RequestDocument(
     { additionalProperties: false },
   ),
   false,
+  { delta: -2, reason: 'Unidades dañadas' },
 );
 
 export type AdjustmentAttributes = Static<typeof AdjustmentBody>['data']['attributes'];
@@ -83,8 +85,12 @@ export const InventoryCollection = Type.Object({
 
 export const CursorQuery = Type.Object(
   {
-    'page[size]': Type.Optional(Type.String({ description: 'Tamaño de página (1–100, por defecto 20)' })),
-    'page[after]': Type.Optional(Type.String({ description: 'Cursor: el id tras el que empieza la página' })),
+    'page[size]': Type.Optional(
+      Type.String({ description: 'Tamaño de página (1–100, por defecto 20)', example: '20' }),
+    ),
+    'page[after]': Type.Optional(
+      Type.String({ description: 'Cursor: el id tras el que empieza la página', example: '100' }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -21,6 +21,7 @@ export const CreateBody = RequestDocument(
     { additionalProperties: false },
   ),
   false,
+  { producto_id: 1, cantidad: 2 },
 );
 
 export type CreateAttributes = Static<typeof CreateBody>['data']['attributes'];
@@ -59,16 +60,25 @@ export const PurchaseCollection = Type.Object({
 
 export const ListQuery = Type.Object(
   {
-    'filter[producto_id]': Type.Optional(Type.String({ description: 'Solo las compras de este producto' })),
-    'page[size]': Type.Optional(Type.String({ description: 'Tamaño de página (1–100, por defecto 20)' })),
-    'page[after]': Type.Optional(Type.String({ description: 'Cursor: id de la última compra vista' })),
+    'filter[producto_id]': Type.Optional(
+      Type.String({ description: 'Solo las compras de este producto', example: '1' }),
+    ),
+    'page[size]': Type.Optional(
+      Type.String({ description: 'Tamaño de página (1–100, por defecto 20)', example: '20' }),
+    ),
+    'page[after]': Type.Optional(
+      Type.String({ description: 'Cursor: id de la última compra vista', example: '100' }),
+    ),
   },
   { additionalProperties: false },
 );
 
 export const IdempotencyHeaders = Type.Object({
   'idempotency-key': Type.Optional(
-    Type.String({ description: 'Clave de idempotencia: 1–255 caracteres ASCII visibles' }),
+    Type.String({
+      description: 'Clave de idempotencia: 1–255 caracteres ASCII visibles',
+      example: 'pedido-2026-0001',
+    }),
   ),
 });
 

@@ -34,6 +34,7 @@ export const CreateBody = RequestDocument(
     { additionalProperties: false },
   ),
   false,
+  { nombre: 'Café de Colombia 500 g', precio: 12.5, descripcion: 'Tostado medio' },
 );
 
 export const UpdateBody = RequestDocument(
@@ -43,6 +44,7 @@ export const UpdateBody = RequestDocument(
     { additionalProperties: false },
   ),
   true,
+  { precio: 13.5 },
 );
 
 export type CreateAttributes = Static<typeof CreateBody>['data']['attributes'];
@@ -78,17 +80,26 @@ export const SORT_FIELDS = ['id', 'nombre', 'precio', 'created_at'] as const;
 
 export const ListQuery = Type.Object(
   {
-    'page[number]': Type.Optional(Type.String({ description: 'Página (≥ 1, por defecto 1)' })),
-    'page[size]': Type.Optional(Type.String({ description: 'Tamaño de página (1–100, por defecto 20)' })),
+    'page[number]': Type.Optional(Type.String({ description: 'Página (≥ 1, por defecto 1)', example: '1' })),
+    'page[size]': Type.Optional(
+      Type.String({ description: 'Tamaño de página (1–100, por defecto 20)', example: '20' }),
+    ),
     sort: Type.Optional(
       Type.String({
         description: `Campos separados por comas entre ${SORT_FIELDS.join(', ')}; '-' invierte`,
+        example: '-precio,nombre',
       }),
     ),
     'filter[nombre]': Type.Optional(
-      Text({ maxLength: 255, description: 'Subcadena del nombre, sin distinguir mayúsculas' }),
+      Text({
+        maxLength: 255,
+        description: 'Subcadena del nombre, sin distinguir mayúsculas',
+        example: 'café',
+      }),
     ),
-    'filter[id]': Type.Optional(Type.String({ description: 'Lista de ids separados por comas (máx. 100)' })),
+    'filter[id]': Type.Optional(
+      Type.String({ description: 'Lista de ids separados por comas (máx. 100)', example: '1,2,3' }),
+    ),
   },
   { additionalProperties: false },
 );
