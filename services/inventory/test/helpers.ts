@@ -4,14 +4,23 @@ import type { App } from '@catalogo/kit/app';
 import pino from 'pino';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/database.js';
+import {
+  type Answer,
+  answerOf,
+  type ErrorObject,
+  expectErrorDocument,
+  JSONAPI,
+  type Source,
+} from '../../../test/support/jsonapi.js';
 import { buildApp as buildProducts } from '../../products/src/app.js';
 import { loadConfig as loadProductsConfig } from '../../products/src/config.js';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 
+export { type Answer, answerOf, type ErrorObject, JSONAPI, type Source };
+
 export const API_KEY = 'test-key';
 export const SECOND_KEY = 'second-key';
-export const JSONAPI = 'application/vnd.api+json';
 export const headers = { 'x-api-key': API_KEY, 'content-type': JSONAPI };
 export const MAX_INT = 2_147_483_647;
 export const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
@@ -152,74 +161,12 @@ export function send(
   return app.inject({ method, url, headers: sent, ...(payload === undefined ? {} : { payload }) });
 }
 
-/** The standard reason phrases, written out rather than read from node:http as the code does. */
-const TITLES: Record<number, string> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  406: 'Not Acceptable',
-  409: 'Conflict',
-  413: 'Payload Too Large',
-  415: 'Unsupported Media Type',
-  422: 'Unprocessable Entity',
-  503: 'Service Unavailable',
-};
-
-export type Source = { pointer: string } | { parameter: string } | { header: string };
-
-export interface ErrorObject {
-  status: string;
-  title: string;
-  detail: string;
-  code?: string;
-  source?: Source;
-  meta?: Record<string, unknown>;
-}
-
-/** The parts of a response `expectError` reads: inject's and fetch's answers both fit. */
-export interface Answer {
-  status: number;
-  contentType: string | undefined;
-  body: string;
-}
-
-export const answerOf = (res: Response): Answer => ({
-  status: res.statusCode,
-  contentType: res.headers['content-type'] as string | undefined,
-  body: res.body,
-});
-
-/**
- * Asserts a JSON:API error document with the given status: the media type, `errors` as the only
- * top-level member, every error object's `status`, `title` and `detail`, and, when given, exactly
- * the expected `source` members (one error object per problem).
- */
-export function expectError(
+/** Asserts a JSON:API error document with the given status (see test/support/jsonapi.ts). */
+export const expectError = (
   res: Response | Answer,
   status: number,
   sources?: Source | Source[],
-): ErrorObject[] {
-  const answer = 'statusCode' in res ? answerOf(res) : res;
-  expect(answer.status, answer.body).toBe(status);
-  expect(answer.contentType).toBe(JSONAPI);
-  const body = JSON.parse(answer.body) as { errors: ErrorObject[] };
-  expect(Object.keys(body)).toEqual(['errors']);
-  expect(body.errors.length).toBeGreaterThan(0);
-  for (const error of body.errors) {
-    expect(error.status).toBe(String(status));
-    expect(error.title).toBe(TITLES[status]);
-    expect(typeof error.detail).toBe('string');
-    expect(error.detail.trim().length).toBeGreaterThan(0);
-  }
-  if (sources !== undefined) {
-    const expected = Array.isArray(sources) ? sources : [sources];
-    const actual = body.errors.map((e) => e.source);
-    expect(actual).toHaveLength(expected.length);
-    expect(actual).toEqual(expect.arrayContaining(expected));
-  }
-  return body.errors;
-}
+): ErrorObject[] => expectErrorDocument('statusCode' in res ? answerOf(res) : res, status, sources);
 
 /**
  * Everything a request could have written to the Inventory database, as exact text: the stock

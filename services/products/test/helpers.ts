@@ -1,12 +1,20 @@
 import pino from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/database.js';
+import {
+  answerOf,
+  type ErrorObject,
+  expectErrorDocument,
+  JSONAPI,
+  type Source,
+} from '../../../test/support/jsonapi.js';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 
+export { type ErrorObject, JSONAPI, type Source };
+
 export const API_KEY = 'test-key';
 export const SECOND_KEY = 'second-key';
-export const JSONAPI = 'application/vnd.api+json';
 export const headers = { 'x-api-key': API_KEY, 'content-type': JSONAPI };
 
 export type ProductsApp = Awaited<ReturnType<typeof buildApp>>;
@@ -94,55 +102,9 @@ export async function createProduct(
   return res.json().data as ProductResource;
 }
 
-/** The standard reason phrases; written out rather than read from node:http, which the code uses. */
-const TITLES: Record<number, string> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  406: 'Not Acceptable',
-  409: 'Conflict',
-  413: 'Payload Too Large',
-  415: 'Unsupported Media Type',
-  500: 'Internal Server Error',
-  503: 'Service Unavailable',
-};
-
-export type Source = { pointer: string } | { parameter: string } | { header: string };
-
-export interface ErrorObject {
-  status: string;
-  title: string;
-  detail: string;
-  code?: string;
-  source?: Source;
-}
-
-/**
- * Asserts a JSON:API error document with the given status: the media type, `errors` as the only
- * top-level member, every error object's `status`, `title` and `detail`, and, when given, exactly
- * the expected `source` members (one error object per problem).
- */
-export function expectError(res: Response, status: number, sources?: Source | Source[]): ErrorObject[] {
-  expect(res.statusCode, res.body).toBe(status);
-  expect(res.headers['content-type']).toBe(JSONAPI);
-  const body = res.json() as { errors: ErrorObject[] };
-  expect(Object.keys(body)).toEqual(['errors']);
-  expect(body.errors.length).toBeGreaterThan(0);
-  for (const error of body.errors) {
-    expect(error.status).toBe(String(status));
-    expect(error.title).toBe(TITLES[status]);
-    expect(typeof error.detail).toBe('string');
-    expect(error.detail.trim().length).toBeGreaterThan(0);
-  }
-  if (sources !== undefined) {
-    const expected = Array.isArray(sources) ? sources : [sources];
-    const actual = body.errors.map((e) => e.source);
-    expect(actual).toHaveLength(expected.length);
-    expect(actual).toEqual(expect.arrayContaining(expected));
-  }
-  return body.errors;
-}
+/** Asserts a JSON:API error document with the given status (see test/support/jsonapi.ts). */
+export const expectError = (res: Response, status: number, sources?: Source | Source[]): ErrorObject[] =>
+  expectErrorDocument(answerOf(res), status, sources);
 
 /** Every row of `productos` as exact text, for before/after comparisons. */
 export async function tableState(db: TestDatabase): Promise<Record<string, unknown>[]> {

@@ -1,58 +1,6 @@
 import type pg from 'pg';
 
-export const JSONAPI = 'application/vnd.api+json';
-
-/** The standard reason phrases, written out rather than read from node:http, which the code uses. */
-const TITLES: Record<number, string> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  406: 'Not Acceptable',
-  409: 'Conflict',
-  413: 'Payload Too Large',
-  415: 'Unsupported Media Type',
-  422: 'Unprocessable Entity',
-  429: 'Too Many Requests',
-  500: 'Internal Server Error',
-  503: 'Service Unavailable',
-};
-
-export interface Answer {
-  status: number;
-  contentType: string | undefined;
-  body: string;
-}
-
-/**
- * What is wrong with an answer that should be a JSON:API error document (API.md §1), or undefined
- * when it is one: the media type, `errors` as the only member, and per error object a string
- * `status` equal to the HTTP status, the standard `title` and a non-empty `detail`.
- */
-export function errorDocumentProblem(answer: Answer): string | undefined {
-  if (!TITLES[answer.status] || answer.status < 400) return `status ${answer.status} is not an error status`;
-  if (answer.contentType !== JSONAPI) return `content-type ${answer.contentType}`;
-  let document: unknown;
-  try {
-    document = JSON.parse(answer.body);
-  } catch {
-    return `body is not JSON: ${answer.body.slice(0, 200)}`;
-  }
-  const errors = (document as { errors?: unknown } | null)?.errors;
-  if (Object.keys(document ?? {}).join() !== 'errors' || !Array.isArray(errors) || errors.length === 0) {
-    return `not an error document: ${answer.body.slice(0, 200)}`;
-  }
-  for (const error of errors as Record<string, unknown>[]) {
-    if (error.status !== String(answer.status)) return `error status ${String(error.status)}`;
-    if (error.title !== TITLES[answer.status]) return `error title ${String(error.title)}`;
-    if (typeof error.detail !== 'string' || error.detail.trim() === '') return 'error without detail';
-    // A 5xx never exposes stack traces or SQL (API.md §1); a 4xx may echo what the client sent.
-    if (answer.status >= 500 && / at \S+ \(|SELECT |INSERT |UPDATE |node_modules/.test(answer.body)) {
-      return `leaks internals: ${answer.body.slice(0, 200)}`;
-    }
-  }
-  return undefined;
-}
+export { type Answer, errorDocumentProblem, JSONAPI } from '../../support/jsonapi.js';
 
 /** The `detail` of every error object of a JSON:API error document. */
 export function detailsOf(body: string): string[] {
