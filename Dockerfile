@@ -1,8 +1,12 @@
-# Inventory service image. Build from the repository root (the service needs the workspace):
-#   docker build -f services/inventory/Dockerfile -t catalogo/inventory .
+# One image recipe for both services; SERVICE picks which. Build from the repository root (the
+# service needs the workspace):
+#   docker build --build-arg SERVICE=products  --build-arg PORT=3001 -t catalogo/products .
+#   docker build --build-arg SERVICE=inventory --build-arg PORT=3002 -t catalogo/inventory .
+ARG SERVICE=products
 
 # --- build: compile the shared kit, then the service (its build resolves @catalogo/kit to kit's dist/)
 FROM node:20-slim AS build
+ARG SERVICE
 WORKDIR /app
 # Every workspace's package.json, or `npm ci` finds the lock file out of sync with the workspaces.
 COPY package.json package-lock.json tsconfig.json ./
@@ -13,36 +17,40 @@ COPY services/inventory/package.json services/inventory/
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY packages/kit/tsconfig.build.json packages/kit/
 COPY packages/kit/src packages/kit/src
-COPY services/inventory/tsconfig.build.json services/inventory/
-COPY services/inventory/src services/inventory/src
-RUN npx tsc -p packages/kit/tsconfig.build.json && npx tsc -p services/inventory/tsconfig.build.json
+COPY services/${SERVICE}/tsconfig.build.json services/${SERVICE}/
+COPY services/${SERVICE}/src services/${SERVICE}/src
+RUN npx tsc -p packages/kit/tsconfig.build.json && npx tsc -p services/${SERVICE}/tsconfig.build.json
 
 # --- deps: production dependencies only. They are declared at the root, hence --include-workspace-root;
 # --omit=optional leaves out the embedded PostgreSQL binaries (60 MB, used only by `npm start` and tests).
 FROM node:20-slim AS deps
+ARG SERVICE
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY packages/kit/package.json packages/kit/
 COPY services/products/package.json services/products/
 COPY services/inventory/package.json services/inventory/
-RUN npm ci --omit=dev --omit=optional --workspace services/inventory --include-workspace-root \
+RUN npm ci --omit=dev --omit=optional --workspace services/${SERVICE} --include-workspace-root \
       --ignore-scripts --no-audit --no-fund
 
 # --- runtime
 FROM node:20-slim
-ENV NODE_ENV=production PORT=3002 HOST=0.0.0.0
+ARG SERVICE
+ARG PORT=3001
+ENV NODE_ENV=production PORT=${PORT} HOST=0.0.0.0
 WORKDIR /app
 COPY --from=deps /app/node_modules node_modules
 # node_modules/@catalogo/kit is a symlink to packages/kit, whose package.json maps imports to dist/.
 COPY --from=build /app/packages/kit/package.json packages/kit/
 COPY --from=build /app/packages/kit/dist packages/kit/dist
-COPY --from=build /app/services/inventory/package.json services/inventory/
-COPY --from=build /app/services/inventory/dist services/inventory/dist
+COPY --from=build /app/services/${SERVICE}/package.json services/${SERVICE}/
+COPY --from=build /app/services/${SERVICE}/dist services/${SERVICE}/dist
 # Applied at start-up; found as ../migrations from dist/.
-COPY services/inventory/migrations services/inventory/migrations
+COPY services/${SERVICE}/migrations services/${SERVICE}/migrations
 # Root owns the files, the service runs as the image's unprivileged `node` user and cannot change them.
 USER node
-EXPOSE 3002
+WORKDIR /app/services/${SERVICE}
+EXPOSE ${PORT}
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + process.env.PORT + '/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-CMD ["node", "services/inventory/dist/server.js"]
+CMD ["node", "dist/server.js"]
