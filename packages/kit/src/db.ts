@@ -42,7 +42,10 @@ export function createPool(options: PoolOptions, log: Logger): pg.Pool {
   // An idle client whose server went away emits 'error'; unhandled, that would crash the process.
   pool.on('error', (err) =>
     // Only the cause: the error carries its client object, which would flood the log line.
-    log.warn({ code: (err as { code?: string }).code, message: err.message }, 'idle database connection lost'),
+    log.warn(
+      { code: (err as { code?: string }).code, message: err.message },
+      'idle database connection lost',
+    ),
   );
   return pool;
 }
