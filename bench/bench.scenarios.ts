@@ -1,0 +1,175 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createPool } from '@catalogo/kit/db';
+import type pg from 'pg';
+import pino from 'pino';
+import { purchaseTotal } from '../services/inventory/src/money.js';
+import { recordPurchase } from '../services/inventory/src/purchases/purchases.repository.js';
+import type { CpuMeter } from './bench.cpu.js';
+import { type HttpLoad, runHttp, runLoop, type Summary, summarize, Tally } from './bench.load.js';
+import type { BenchOptions, ScenarioName } from './bench.options.js';
+import { checkLedger, type Seed } from './bench.seed.js';
+import { RESULTS_DIR, startChild } from './bench.system.js';
+
+export const API_KEY = 'bench-key';
+const MEDIA_TYPE = 'application/vnd.api+json';
+const PRODUCT_LIST_PATH = '/api/products?page[size]=20';
+
+export interface System {
+  productsUrl: string;
+  inventoryUrl: string | undefined;
+  inventoryDb: string;
+  seed: Seed;
+  /** The bench's own connection to the inventory database, for the ledger check. */
+  inventoryPool: pg.Pool;
+  cpu: CpuMeter;
+}
+
+/** One side of a comparison: driven for some seconds, its responses added to a tally. */
+type Drive = (seconds: number, tally: Tally) => Promise<void>;
+
+export interface ScenarioResult {
+  name: ScenarioName;
+  target: Summary;
+  floor: Summary;
+  /** Broken invariants found after the scenario (overselling); empty when none. */
+  problems: string[];
+  sold?: number;
+}
+
+const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)]!;
+
+/**
+ * Warms both sides, then alternates them in ABBA order (target, floor, floor, target, ...), so a
+ * machine that gets busier or quieter during the scenario weighs on both sides alike.
+ */
+async function compare(options: BenchOptions, cpu: CpuMeter, target: Drive, floor: Drive) {
+  await target(options.warmup, new Tally());
+  await floor(options.warmup, new Tally());
+  const tallies = { target: new Tally(), floor: new Tally() };
+  const slice = options.duration / options.rounds;
+  for (let round = 0; round < options.rounds; round += 1) {
+    const order = round % 2 === 0 ? (['target', 'floor'] as const) : (['floor', 'target'] as const);
+    for (const side of order) {
+      const before = cpu.sample();
+      await (side === 'target' ? target : floor)(slice, tallies[side]);
+      tallies[side].addCpu(before, cpu.sample());
+    }
+  }
+  return { target: summarize(tallies.target), floor: summarize(tallies.floor) };
+}
+
+const http =
+  (load: HttpLoad): Drive =>
+  (seconds, tally) =>
+    runHttp(load, seconds, tally);
+
+/** GETs against the Products service, and against a bare Fastify answering the same bytes. */
+async function productScenario(
+  name: ScenarioName,
+  options: BenchOptions,
+  system: System,
+  paths: string[],
+): Promise<ScenarioResult> {
+  const responses: Record<string, string> = {};
+  for (const path of paths) {
+    const response = await fetch(`${system.productsUrl}${path}`, { headers: { 'x-api-key': API_KEY } });
+    if (response.status !== 200) throw new Error(`GET ${path} answered ${response.status} while seeding`);
+    responses[path] = await response.text();
+  }
+  const file = join(RESULTS_DIR, `${name}.floor.json`);
+  await writeFile(file, JSON.stringify(responses));
+  const floorServer = await startChild(`${name}-floor`, 'bench/floor.server.ts', { FLOOR_RESPONSES: file });
+  system.cpu.watch('floor server', floorServer.pid);
+  try {
+    const load = (url: string): HttpLoad => ({
+      url,
+      connections: options.connections,
+      headers: { 'x-api-key': API_KEY, accept: MEDIA_TYPE },
+      method: 'GET',
+      next: () => ({ path: pick(paths) }),
+    });
+    const result = await compare(
+      options,
+      system.cpu,
+      http(load(system.productsUrl)),
+      http(load(floorServer.url)),
+    );
+    return { name, ...result, problems: [] };
+  } finally {
+    system.cpu.unwatch('floor server');
+    await floorServer.stop();
+  }
+}
+
+/**
+ * POST /api/purchases against the Inventory service, and the same SQL (`recordPurchase`, one
+ * statement) driven straight through `pg` by as many workers as there are connections, with a pool
+ * as large as the service's. Afterwards the books must balance: nothing oversold, nothing lost.
+ */
+async function purchaseScenario(
+  name: ScenarioName,
+  options: BenchOptions,
+  system: System,
+  productIds: number[],
+): Promise<ScenarioResult> {
+  if (!system.inventoryUrl) throw new Error(`${name} needs the Inventory service`);
+  const prices = new Map(system.seed.products.map((p) => [p.id, purchaseTotal(p.precio, 1)]));
+  const pool = createPool(
+    { connectionString: system.inventoryDb, max: options.poolMax, applicationName: 'bench-floor' },
+    pino({ level: 'silent' }),
+  );
+  try {
+    const target = http({
+      url: system.inventoryUrl,
+      connections: options.connections,
+      headers: { 'x-api-key': API_KEY, 'content-type': MEDIA_TYPE, accept: MEDIA_TYPE },
+      method: 'POST',
+      next: () => ({
+        path: '/api/purchases',
+        body: JSON.stringify({
+          data: { type: 'purchases', attributes: { producto_id: pick(productIds), cantidad: 1 } },
+        }),
+      }),
+    });
+    const floor: Drive = (seconds, tally) =>
+      runLoop(
+        options.connections,
+        async () => {
+          const productoId = pick(productIds);
+          const outcome = await recordPurchase(pool, { productoId, cantidad: 1, ...prices.get(productoId)! });
+          return outcome.ok ? 201 : 409;
+        },
+        seconds,
+        tally,
+      );
+    const result = await compare(options, system.cpu, target, floor);
+    const ledger = await checkLedger(system.inventoryPool, system.seed);
+    return { name, ...result, problems: ledger.problems, sold: ledger.sold };
+  } finally {
+    await pool.end();
+  }
+}
+
+export function runScenario(
+  name: ScenarioName,
+  options: BenchOptions,
+  system: System,
+): Promise<ScenarioResult> {
+  const ids = system.seed.products.map((p) => p.id);
+  switch (name) {
+    case 'product-read':
+      return productScenario(
+        name,
+        options,
+        system,
+        ids.map((id) => `/api/products/${id}`),
+      );
+    case 'product-list':
+      return productScenario(name, options, system, [PRODUCT_LIST_PATH]);
+    case 'purchase-spread':
+      return purchaseScenario(name, options, system, ids);
+    case 'purchase-hot':
+      return purchaseScenario(name, options, system, [ids[0]!]);
+  }
+}
