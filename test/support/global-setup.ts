@@ -1,4 +1,4 @@
-import { mkdtemp } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -37,9 +37,14 @@ export default async function setup(project: TestProject) {
     console.log(`[tests] PostgreSQL from TEST_DATABASE_URL (${new URL(given).host})`);
   } else {
     const dataDir = await mkdtemp(join(tmpdir(), 'catalogo-test-pg-'));
+    // mkdtemp makes the folder private; as root the server runs as `postgres`, which must enter it.
+    await chmod(dataDir, 0o755);
     const cluster = await startEmbeddedPostgres({ dataDir: join(dataDir, 'data'), persistent: false });
     adminUrl = cluster.url('postgres');
-    stopCluster = cluster.stop;
+    stopCluster = async () => {
+      await cluster.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    };
     console.log(`[tests] embedded PostgreSQL on port ${cluster.port}`);
   }
 
