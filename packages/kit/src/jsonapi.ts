@@ -1,5 +1,5 @@
 import contentType from 'content-type';
-import { type TSchema, Type } from 'typebox';
+import { type TProperties, type TSchema, Type } from 'typebox';
 import { AppError } from './errors.js';
 
 export const MEDIA_TYPE = 'application/vnd.api+json';
@@ -157,6 +157,27 @@ export const PaginationLinks = Type.Object({
   prev: Type.Union([Type.String(), Type.Null()]),
   next: Type.Union([Type.String(), Type.Null()]),
 });
+
+/** Links of a keyset-paginated collection (see `cursorPage` in query.ts): forward only. */
+export const CursorLinks = Type.Object({
+  self: Type.String(),
+  first: Type.String(),
+  prev: Type.Null(),
+  next: Type.Union([Type.String(), Type.Null()]),
+});
+
+/** Query of a keyset-paginated collection: its filters, `page[size]` and `page[after]`. */
+export const CursorQuery = <F extends TProperties>(filters: F, after: string) =>
+  Type.Object(
+    {
+      ...filters,
+      'page[size]': Type.Optional(
+        Type.String({ description: 'Tamaño de página (1–100, por defecto 20)', example: '20' }),
+      ),
+      'page[after]': Type.Optional(Type.String({ description: after, example: '100' })),
+    },
+    { additionalProperties: false },
+  );
 
 export const Relationship = (type: string) =>
   Type.Object({ data: Type.Object({ type: Type.Literal(type), id: Type.String() }) });

@@ -1,4 +1,6 @@
 import {
+  CursorLinks,
+  CursorQuery,
   errorResponses,
   IdParams,
   MAX_INT,
@@ -71,29 +73,12 @@ export const InventoryDocument = Type.Object({
   links: SelfLinks,
 });
 
-export const CursorLinks = Type.Object({
-  self: Type.String(),
-  first: Type.String(),
-  prev: Type.Null(),
-  next: Type.Union([Type.String(), Type.Null()]),
-});
-
 export const InventoryCollection = Type.Object({
   data: Type.Array(Type.Ref('InventoryResource')),
   links: CursorLinks,
 });
 
-export const CursorQuery = Type.Object(
-  {
-    'page[size]': Type.Optional(
-      Type.String({ description: 'Tamaño de página (1–100, por defecto 20)', example: '20' }),
-    ),
-    'page[after]': Type.Optional(
-      Type.String({ description: 'Cursor: el id tras el que empieza la página', example: '100' }),
-    ),
-  },
-  { additionalProperties: false },
-);
+export const InventoryQuery = CursorQuery({}, 'Cursor: el producto_id tras el que empieza la página');
 
 export { IdParams };
 export const readErrors = errorResponses(400, 401, 404, 406, 503);

@@ -1,4 +1,6 @@
 import {
+  CursorLinks,
+  CursorQuery,
   errorResponses,
   IdParams,
   MAX_INT,
@@ -7,7 +9,6 @@ import {
   SelfLinks,
 } from '@catalogo/kit/jsonapi';
 import { type Static, Type } from 'typebox';
-import { CursorLinks } from '../inventory/inventory.schemas.js';
 
 export const PURCHASE_TYPE = 'purchases';
 
@@ -58,19 +59,13 @@ export const PurchaseCollection = Type.Object({
   links: CursorLinks,
 });
 
-export const ListQuery = Type.Object(
+export const ListQuery = CursorQuery(
   {
     'filter[producto_id]': Type.Optional(
       Type.String({ description: 'Solo las compras de este producto', example: '1' }),
     ),
-    'page[size]': Type.Optional(
-      Type.String({ description: 'Tamaño de página (1–100, por defecto 20)', example: '20' }),
-    ),
-    'page[after]': Type.Optional(
-      Type.String({ description: 'Cursor: id de la última compra vista', example: '100' }),
-    ),
   },
-  { additionalProperties: false },
+  'Cursor: id de la última compra vista',
 );
 
 export const IdempotencyHeaders = Type.Object({
