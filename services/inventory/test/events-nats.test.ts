@@ -20,7 +20,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/database.js';
 import { createNatsPublisher } from '../src/outbox/outbox.publisher.js';
 import { createOutboxRelay } from '../src/outbox/outbox.relay.js';
-import { buildInventory, headers, purchaseBody, startProducts } from './helpers.js';
+import {
+  buildInventory,
+  createProductIn,
+  headers,
+  purchaseBody,
+  setStockIn,
+  startProducts,
+} from './helpers.js';
 
 const NATS_URL = process.env.NATS_URL;
 const silent = pino({ level: 'silent' });
@@ -89,27 +96,6 @@ async function pendingIn(db: TestDatabase): Promise<number> {
   return rows[0]!.n;
 }
 
-async function createProduct(products: App, precio: number): Promise<number> {
-  const res = await products.inject({
-    method: 'POST',
-    url: '/api/products',
-    headers,
-    payload: { data: { type: 'products', attributes: { nombre: 'Evento', precio } } },
-  });
-  expect(res.statusCode, res.body).toBe(201);
-  return Number(res.json().data.id);
-}
-
-async function setStock(app: App, id: number, cantidad: number) {
-  const res = await app.inject({
-    method: 'PATCH',
-    url: `/api/inventory/${id}`,
-    headers,
-    payload: { data: { type: 'inventories', id: String(id), attributes: { cantidad } } },
-  });
-  expect(res.statusCode, res.body).toBe(200);
-}
-
 async function buyMany(app: App, id: number, n: number): Promise<string[]> {
   const responses = await Promise.all(
     Array.from({ length: n }, () =>
@@ -174,8 +160,8 @@ describe.skipIf(!hasNats)('JetStream delivery (NATS at NATS_URL)', () => {
       OUTBOX_POLL_MS: '20',
     });
     try {
-      const id = await createProduct(products.app, 4.25);
-      await setStock(app, id, 100);
+      const id = await createProductIn(products.app, 4.25);
+      await setStockIn(app, id, 100);
       const purchaseIds = await buyMany(app, id, 25);
       await expect.poll(() => pendingIn(db), { timeout: 15_000 }).toBe(0);
 
@@ -208,8 +194,8 @@ describe.skipIf(!hasNats)('JetStream delivery (NATS at NATS_URL)', () => {
     const db = await createTestDatabase('inventory');
     const app = await buildInventory(db.url, products.url, { OUTBOX_RELAY: 'off' });
     try {
-      const id = await createProduct(products.app, 2);
-      await setStock(app, id, 50);
+      const id = await createProductIn(products.app, 2);
+      await setStockIn(app, id, 50);
       const purchaseIds = await buyMany(app, id, 10);
       const pending = await pendingIn(db);
       expect(pending).toBe(21);
@@ -310,8 +296,8 @@ describe.skipIf(!natsServerBinary)('NATS outage (own nats-server)', () => {
       OUTBOX_POLL_MS: '20',
     });
     try {
-      const id = await createProduct(products.app, 1.5);
-      await setStock(app, id, 100);
+      const id = await createProductIn(products.app, 1.5);
+      await setStockIn(app, id, 100);
       const before = await buyMany(app, id, 3);
       await expect.poll(() => pendingIn(db), { timeout: 10_000 }).toBe(0);
 

@@ -88,6 +88,17 @@ export async function createProductIn(products: App, precio: number, nombre = 'P
   return Number(response.json().data.id);
 }
 
+/** Sets a product's stock through an Inventory app. */
+export async function setStockIn(app: App, id: number, cantidad: number): Promise<void> {
+  const response = await app.inject({
+    method: 'PATCH',
+    url: `/api/inventory/${id}`,
+    headers,
+    payload: { data: { type: 'inventories', id: String(id), attributes: { cantidad } } },
+  });
+  if (response.statusCode !== 200) throw new Error(`stock not set: ${response.body}`);
+}
+
 /** A Products service over HTTP and an Inventory app on fresh databases, for one test file. */
 export function useInventoryApp(env: Record<string, string> = {}): InventoryHarness {
   let app: App;
@@ -108,15 +119,7 @@ export function useInventoryApp(env: Record<string, string> = {}): InventoryHarn
     db: () => db,
     products: () => products,
     createProduct: (precio, nombre) => createProductIn(products.app, precio, nombre),
-    setStock: async (id, cantidad) => {
-      const response = await app.inject({
-        method: 'PATCH',
-        url: `/api/inventory/${id}`,
-        headers,
-        payload: { data: { type: 'inventories', id: String(id), attributes: { cantidad } } },
-      });
-      if (response.statusCode !== 200) throw new Error(`stock not set: ${response.body}`);
-    },
+    setStock: (id, cantidad) => setStockIn(app, id, cantidad),
   };
 }
 

@@ -15,7 +15,16 @@ import { loadConfig } from '../src/config.js';
 import { purgeKeys } from '../src/idempotency/idempotency.repository.js';
 import { canonicalJson, fingerprintOf, idempotent } from '../src/idempotency/idempotency.service.js';
 import { recordPurchase } from '../src/purchases/purchases.repository.js';
-import { API_KEY, buildInventory, headers, JSONAPI, purchaseBody, startProducts } from './helpers.js';
+import {
+  API_KEY,
+  buildInventory,
+  createProductIn,
+  headers,
+  JSONAPI,
+  purchaseBody,
+  setStockIn,
+  startProducts,
+} from './helpers.js';
 
 const SECOND_KEY = 'second-key';
 const ENDPOINT = 'POST /api/purchases';
@@ -41,27 +50,6 @@ afterAll(async () => {
   await products?.close();
   await db?.drop();
 });
-
-async function createProduct(precio: number): Promise<number> {
-  const res = await products.app.inject({
-    method: 'POST',
-    url: '/api/products',
-    headers,
-    payload: { data: { type: 'products', attributes: { nombre: 'Idempotente', precio } } },
-  });
-  expect(res.statusCode, res.body).toBe(201);
-  return Number(res.json().data.id);
-}
-
-async function setStock(app: App, id: number, cantidad: number) {
-  const res = await app.inject({
-    method: 'PATCH',
-    url: `/api/inventory/${id}`,
-    headers,
-    payload: { data: { type: 'inventories', id: String(id), attributes: { cantidad } } },
-  });
-  expect(res.statusCode, res.body).toBe(200);
-}
 
 function buy(app: App, key: string | undefined, body: unknown, apiKey = API_KEY) {
   return app.inject({
@@ -93,8 +81,8 @@ async function keyRow(key: string, apiKeyDigest?: string) {
 
 describe('the same key sent many times at once, over two instances', () => {
   it('buys once; every answer is the stored 201 or a 409 in flight; retries replay it byte for byte', async () => {
-    const id = await createProduct(2.5);
-    await setStock(appA, id, 100);
+    const id = await createProductIn(products.app, 2.5, 'Idempotente');
+    await setStockIn(appA, id, 100);
     const key = `order-${randomUUID()}`;
     const body = purchaseBody(id, 3);
 
@@ -145,8 +133,8 @@ describe('the same key sent many times at once, over two instances', () => {
 
 describe('one key, one request', () => {
   it('the same key with another body is a 422 and writes nothing', async () => {
-    const id = await createProduct(4);
-    await setStock(appA, id, 10);
+    const id = await createProductIn(products.app, 4, 'Idempotente');
+    await setStockIn(appA, id, 10);
     const key = randomUUID();
     expect((await buy(appA, key, purchaseBody(id, 1))).statusCode).toBe(201);
     const before = await written(id);
@@ -162,8 +150,8 @@ describe('one key, one request', () => {
   });
 
   it('the same body with members in another order and other spacing is the same request', async () => {
-    const id = await createProduct(4);
-    await setStock(appA, id, 10);
+    const id = await createProductIn(products.app, 4, 'Idempotente');
+    await setStockIn(appA, id, 10);
     const key = randomUUID();
     const first = await buy(appA, key, purchaseBody(id, 2));
     expect(first.statusCode).toBe(201);
@@ -176,8 +164,8 @@ describe('one key, one request', () => {
   });
 
   it('a first attempt refused for lack of stock is replayed as that 409, even after stock arrives', async () => {
-    const id = await createProduct(3);
-    await setStock(appA, id, 1);
+    const id = await createProductIn(products.app, 3, 'Idempotente');
+    await setStockIn(appA, id, 1);
     const key = randomUUID();
     const first = await buy(appA, key, purchaseBody(id, 5));
     expect(first.statusCode).toBe(409);
@@ -187,7 +175,7 @@ describe('one key, one request', () => {
     expect(error.meta).toEqual({ disponible: 1 });
     expect(await keyRow(key)).toEqual([{ state: 'done', response_status: 409 }]);
 
-    await setStock(appA, id, 50);
+    await setStockIn(appA, id, 50);
     const retry = await buy(appB, key, purchaseBody(id, 5));
     expect(retry.statusCode).toBe(409);
     expect(retry.headers['idempotent-replayed']).toBe('true');
@@ -204,8 +192,8 @@ describe('one key, one request', () => {
     expect(missingAgain.headers['idempotent-replayed']).toBe('true');
     expect(missingAgain.body).toBe(missing.body);
 
-    const id = await createProduct(99_999_999.99);
-    await setStock(appA, id, 5);
+    const id = await createProductIn(products.app, 99_999_999.99, 'Idempotente');
+    await setStockIn(appA, id, 5);
     const tooLarge = await buy(appA, 'k-422', purchaseBody(id, 2));
     expect(tooLarge.statusCode).toBe(422);
     expect(tooLarge.json().errors[0].code).toBe('total_too_large');
@@ -217,8 +205,8 @@ describe('one key, one request', () => {
   });
 
   it('keys are scoped to the API key: the same key from another client is another request', async () => {
-    const id = await createProduct(1);
-    await setStock(appA, id, 10);
+    const id = await createProductIn(products.app, 1, 'Idempotente');
+    await setStockIn(appA, id, 10);
     const key = randomUUID();
     const mine = await buy(appA, key, purchaseBody(id, 1));
     const theirs = await buy(appB, key, purchaseBody(id, 1), SECOND_KEY);
@@ -237,8 +225,8 @@ describe('one key, one request', () => {
   });
 
   it('requests without a key are never de-duplicated', async () => {
-    const id = await createProduct(1);
-    await setStock(appA, id, 10);
+    const id = await createProductIn(products.app, 1, 'Idempotente');
+    await setStockIn(appA, id, 10);
     const [a, b] = await Promise.all([
       buy(appA, undefined, purchaseBody(id, 1)),
       buy(appB, undefined, purchaseBody(id, 1)),
@@ -251,8 +239,8 @@ describe('one key, one request', () => {
 
 describe('the header', () => {
   it('refuses a malformed key with 400 naming the header, writing nothing', async () => {
-    const id = await createProduct(1);
-    await setStock(appA, id, 10);
+    const id = await createProductIn(products.app, 1, 'Idempotente');
+    await setStockIn(appA, id, 10);
     const before = await written(id);
     for (const bad of ['', 'with space', 'x'.repeat(256), 'clave-ñ', 'tab\tinside']) {
       const res = await buy(appA, bad, purchaseBody(id, 1));
@@ -276,8 +264,8 @@ describe('the header', () => {
   });
 
   it('accepts 1 to 255 visible ASCII characters', async () => {
-    const id = await createProduct(1);
-    await setStock(appA, id, 10);
+    const id = await createProductIn(products.app, 1, 'Idempotente');
+    await setStockIn(appA, id, 10);
     const edge = `${'~'.repeat(127)}!${'"'.repeat(127)}`;
     expect(edge).toHaveLength(255);
     for (const key of ['!', edge, `${randomUUID()}:{"quoted"}`]) {
@@ -290,8 +278,8 @@ describe('the header', () => {
 
 describe('claims', () => {
   it('a claim still in its lease answers 409; a claim whose lease ran out is taken over', async () => {
-    const id = await createProduct(1);
-    await setStock(appA, id, 10);
+    const id = await createProductIn(products.app, 1, 'Idempotente');
+    await setStockIn(appA, id, 10);
     const body = purchaseBody(id, 1);
     const clientId = clientIdOf(API_KEY);
     const fingerprint = fingerprintOf(ENDPOINT, body);
@@ -313,8 +301,8 @@ describe('claims', () => {
   });
 
   it('a request whose claim was taken over meanwhile rolls its purchase back', async () => {
-    const id = await createProduct(1);
-    await setStock(appA, id, 10);
+    const id = await createProductIn(products.app, 1, 'Idempotente');
+    await setStockIn(appA, id, 10);
     const scope = { clientId: 'test-client', key: randomUUID(), fingerprint: 'f' };
     const deps = { pool: db.pool, leaseSeconds: 60, log: pino({ level: 'silent' }) };
     const attempt = idempotent(deps, scope, async (store) => {
@@ -338,8 +326,8 @@ describe('claims', () => {
   });
 
   it('the stored response commits with the purchase: a purchase that fails to commit leaves no response', async () => {
-    const id = await createProduct(1);
-    await setStock(appA, id, 10);
+    const id = await createProductIn(products.app, 1, 'Idempotente');
+    await setStockIn(appA, id, 10);
     const scope = { clientId: 'test-client', key: randomUUID(), fingerprint: 'f' };
     const deps = { pool: db.pool, leaseSeconds: 60, log: pino({ level: 'silent' }) };
     const attempt = idempotent(deps, scope, (store) =>
@@ -387,7 +375,7 @@ describe('Products unavailable', () => {
     // An id far from the real Products' ids, so no other test touches this stock row.
     const id = 1_900_000_001;
     fake.status = 200;
-    await setStock(app, id, 10);
+    await setStockIn(app, id, 10);
     fake.status = 503;
     const key = randomUUID();
     const down = await buy(app, key, purchaseBody(id, 2));
