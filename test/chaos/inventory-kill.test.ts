@@ -65,23 +65,12 @@ it('keeps every purchase whole when the Inventory process is SIGKILLed mid-load'
   const load = new Load('inventory-kill');
   load.log(`inventory process ${inventory.child.pid} healthy on ${inventory.url} after ${bootMs} ms`);
 
-  const initial = new Map<number, number>();
-  for (let i = 0; i < PRODUCTS; i++) {
-    const created = await products.app.inject({
-      method: 'POST',
-      url: '/api/products',
-      headers: jsonApiHeaders,
-      payload: { data: { type: 'products', attributes: { nombre: `Caos ${i}`, precio: 1.1 + i } } },
-    });
-    const id = Number(created.json().data.id);
-    const set = await load.send('set stock', `${inventory.url}/api/inventory/${id}`, {
-      method: 'PATCH',
-      headers: jsonApiHeaders,
-      body: { data: { type: 'inventories', id: String(id), attributes: { cantidad: INITIAL_STOCK } } },
-    });
-    expect(set.status, set.body).toBe(200);
-    initial.set(id, INITIAL_STOCK);
-  }
+  const initial = await load.seed(
+    { products: products.url, inventory: inventory.url },
+    PRODUCTS,
+    INITIAL_STOCK,
+    (i) => 1.1 + i,
+  );
   const ids = [...initial.keys()];
 
   load.setPhase('purchases');

@@ -112,23 +112,12 @@ it('answers 503 while PostgreSQL is down and serves again by itself once it is b
   const load = new Load('postgres-restart');
   load.log(`embedded PostgreSQL on port ${cluster.port}, data in ${cluster.dataDir}`);
 
-  const initial = new Map<number, number>();
-  for (let i = 0; i < PRODUCTS; i++) {
-    const created = await load.send('create product', `${productsUrl}/api/products`, {
-      method: 'POST',
-      headers: jsonApiHeaders,
-      body: { data: { type: 'products', attributes: { nombre: `Caos ${i}`, precio: 2.5 } } },
-    });
-    expect(created.status, created.body).toBe(201);
-    const id = Number(JSON.parse(created.body).data.id);
-    const set = await load.send('set stock', `${inventoryUrl}/api/inventory/${id}`, {
-      method: 'PATCH',
-      headers: jsonApiHeaders,
-      body: { data: { type: 'inventories', id: String(id), attributes: { cantidad: INITIAL_STOCK } } },
-    });
-    expect(set.status, set.body).toBe(200);
-    initial.set(id, INITIAL_STOCK);
-  }
+  const initial = await load.seed(
+    { products: productsUrl, inventory: inventoryUrl },
+    PRODUCTS,
+    INITIAL_STOCK,
+    () => 2.5,
+  );
   const ids = [...initial.keys()];
 
   // What the clients ask, each tagged with the answer PostgreSQL being down calls for.

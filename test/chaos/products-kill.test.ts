@@ -77,23 +77,12 @@ it('answers 503 fast while Products is down, recovers after its restart and neve
   const load = new Load('products-kill');
   load.log(`products process ${products.child.pid} healthy after ${await waitHealthy(products)} ms`);
 
-  const initial = new Map<number, number>();
-  for (let i = 0; i < PRODUCTS; i++) {
-    const created = await load.send('create product', `${products.url}/api/products`, {
-      method: 'POST',
-      headers: jsonApiHeaders,
-      body: { data: { type: 'products', attributes: { nombre: `Caos ${i}`, precio: 0.1 + i } } },
-    });
-    expect(created.status, created.body).toBe(201);
-    const id = Number(JSON.parse(created.body).data.id);
-    const set = await load.send('set stock', `${inventoryUrl}/api/inventory/${id}`, {
-      method: 'PATCH',
-      headers: jsonApiHeaders,
-      body: { data: { type: 'inventories', id: String(id), attributes: { cantidad: INITIAL_STOCK } } },
-    });
-    expect(set.status, set.body).toBe(200);
-    initial.set(id, INITIAL_STOCK);
-  }
+  const initial = await load.seed(
+    { products: products.url, inventory: inventoryUrl },
+    PRODUCTS,
+    INITIAL_STOCK,
+    (i) => 0.1 + i,
+  );
   const ids = [...initial.keys()];
   const buy = () =>
     load.send('purchase', `${inventoryUrl}/api/purchases`, {

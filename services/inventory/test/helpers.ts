@@ -4,6 +4,7 @@ import type { App } from '@catalogo/kit/app';
 import pino from 'pino';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/database.js';
+import { send, TEST_API_KEY } from '../../../test/support/inject.js';
 import {
   type Answer,
   answerOf,
@@ -19,7 +20,7 @@ import { loadConfig } from '../src/config.js';
 
 export { type Answer, answerOf, type ErrorObject, JSONAPI, type Source };
 
-export const API_KEY = 'test-key';
+export const API_KEY = TEST_API_KEY;
 export const SECOND_KEY = 'second-key';
 export const headers = { 'x-api-key': API_KEY, 'content-type': JSONAPI };
 export const MAX_INT = 2_147_483_647;
@@ -135,34 +136,7 @@ export const adjustmentBody = (attributes: Record<string, unknown>) => ({
   data: { type: 'inventory-adjustments', attributes },
 });
 
-type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
-
-/**
- * Sends one request with the test key through `app.inject`. A string body goes as it is, anything
- * else as JSON; the JSON:API Content-Type is added only when there is a body. `headers` replaces
- * the defaults, and a header set to undefined is not sent at all.
- */
-export function send(
-  app: App,
-  method: Method,
-  url: string,
-  options: { body?: unknown; headers?: Record<string, string | undefined> } = {},
-): Promise<Response> {
-  const defaults: Record<string, string> =
-    options.body === undefined ? { 'x-api-key': API_KEY } : { ...headers };
-  const merged = { ...defaults, ...options.headers };
-  const sent = Object.fromEntries(Object.entries(merged).filter(([, v]) => v !== undefined)) as Record<
-    string,
-    string
-  >;
-  const payload =
-    options.body === undefined
-      ? undefined
-      : typeof options.body === 'string'
-        ? options.body
-        : JSON.stringify(options.body);
-  return app.inject({ method, url, headers: sent, ...(payload === undefined ? {} : { payload }) });
-}
+export { send };
 
 /** Asserts a JSON:API error document with the given status (see test/support/jsonapi.ts). */
 export const expectError = (

@@ -1,6 +1,7 @@
 import pino from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/database.js';
+import { send, TEST_API_KEY } from '../../../test/support/inject.js';
 import {
   answerOf,
   type ErrorObject,
@@ -13,7 +14,7 @@ import { loadConfig } from '../src/config.js';
 
 export { type ErrorObject, JSONAPI, type Source };
 
-export const API_KEY = 'test-key';
+export const API_KEY = TEST_API_KEY;
 export const SECOND_KEY = 'second-key';
 export const headers = { 'x-api-key': API_KEY, 'content-type': JSONAPI };
 
@@ -48,34 +49,7 @@ export const updateBody = (id: string, attributes: Record<string, unknown>) => (
   data: { type: 'products', id, attributes },
 });
 
-type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE' | 'HEAD' | 'PUT';
-
-/**
- * Sends one request with the test key. A string body goes as it is, anything else as JSON; the
- * JSON:API Content-Type is added only when there is a body. `headers` replaces the defaults, and a
- * header set to undefined is not sent at all.
- */
-export function send(
-  app: ProductsApp,
-  method: Method,
-  url: string,
-  options: { body?: unknown; headers?: Record<string, string | string[] | undefined> } = {},
-): Promise<Response> {
-  const defaults: Record<string, string> =
-    options.body === undefined ? { 'x-api-key': API_KEY } : { ...headers };
-  const merged = { ...defaults, ...options.headers };
-  const sent = Object.fromEntries(Object.entries(merged).filter(([, v]) => v !== undefined)) as Record<
-    string,
-    string | string[]
-  >;
-  const payload =
-    options.body === undefined
-      ? undefined
-      : typeof options.body === 'string'
-        ? options.body
-        : JSON.stringify(options.body);
-  return app.inject({ method, url, headers: sent, ...(payload === undefined ? {} : { payload }) });
-}
+export { send };
 
 export interface ProductResource {
   type: 'products';

@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { expect } from 'vitest';
 import { detailsOf, errorDocumentProblem } from './chaos.assertions.js';
 
 export const API_KEY = 'test-key';
@@ -50,6 +51,36 @@ export class Load {
   setPhase(phase: string): void {
     this.phase = phase;
     this.log(`phase ${phase}`);
+  }
+
+  /**
+   * Creates `count` products through the Products service and gives each `stock` units through the
+   * Inventory service; resolves with each product's initial stock, for the ledger checks.
+   */
+  async seed(
+    urls: { products: string; inventory: string },
+    count: number,
+    stock: number,
+    precioOf: (index: number) => number,
+  ): Promise<Map<number, number>> {
+    const initial = new Map<number, number>();
+    for (let i = 0; i < count; i++) {
+      const created = await this.send('create product', `${urls.products}/api/products`, {
+        method: 'POST',
+        headers: jsonApiHeaders,
+        body: { data: { type: 'products', attributes: { nombre: `Caos ${i}`, precio: precioOf(i) } } },
+      });
+      expect(created.status, created.body).toBe(201);
+      const id = Number(JSON.parse(created.body).data.id);
+      const set = await this.send('set stock', `${urls.inventory}/api/inventory/${id}`, {
+        method: 'PATCH',
+        headers: jsonApiHeaders,
+        body: { data: { type: 'inventories', id: String(id), attributes: { cantidad: stock } } },
+      });
+      expect(set.status, set.body).toBe(200);
+      initial.set(id, stock);
+    }
+    return initial;
   }
 
   async send(
