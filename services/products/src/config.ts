@@ -2,6 +2,9 @@ import { type BaseConfig, EnvReader, readBaseConfig } from '@catalogo/kit/config
 
 export interface ProductsConfig extends BaseConfig {
   databasePoolMax: number;
+  /** Products kept in memory (0: every read goes to the database). */
+  productCacheSize: number;
+  productCacheTtlMs: number;
 }
 
 export function loadConfig(env: Record<string, string | undefined>): ProductsConfig {
@@ -9,6 +12,8 @@ export function loadConfig(env: Record<string, string | undefined>): ProductsCon
   const config = {
     ...readBaseConfig(reader, 3001),
     databasePoolMax: reader.int('DATABASE_POOL_MAX', 10, 1, 1000),
+    productCacheSize: reader.int('PRODUCT_CACHE_SIZE', 10_000, 0, 10_000_000),
+    productCacheTtlMs: reader.int('PRODUCT_CACHE_TTL_MS', 30_000, 1, 86_400_000),
   };
   reader.done();
   return config;

@@ -31,6 +31,26 @@ describe('loadConfig', () => {
     expect(loadConfig({ DATABASE_URL, DATABASE_POOL_MAX: '25' }).databasePoolMax).toBe(25);
   });
 
+  it('keeps up to 10 000 products for at most 30 s in memory unless told otherwise', () => {
+    expect(loadConfig({ DATABASE_URL })).toMatchObject({
+      productCacheSize: 10_000,
+      productCacheTtlMs: 30_000,
+    });
+    expect(loadConfig({ DATABASE_URL, PRODUCT_CACHE_SIZE: '0', PRODUCT_CACHE_TTL_MS: '500' })).toMatchObject({
+      productCacheSize: 0,
+      productCacheTtlMs: 500,
+    });
+  });
+
+  it.each([
+    ['PRODUCT_CACHE_SIZE', '-1'],
+    ['PRODUCT_CACHE_SIZE', 'lots'],
+    ['PRODUCT_CACHE_TTL_MS', '0'],
+    ['PRODUCT_CACHE_TTL_MS', '1.5'],
+  ])('refuses %s=%j', (name, value) => {
+    expect(problemsOf({ DATABASE_URL, [name]: value })).toEqual([expect.stringContaining(name)]);
+  });
+
   it.each(['0', '1001', 'many'])('refuses DATABASE_POOL_MAX=%j', (DATABASE_POOL_MAX) => {
     expect(problemsOf({ DATABASE_URL, DATABASE_POOL_MAX })).toEqual([
       expect.stringContaining('DATABASE_POOL_MAX'),
@@ -48,7 +68,11 @@ describe('the development key', () => {
   it('outside production without API_KEYS, accepts only dev-api-key and warns once at start-up', async () => {
     const lines: { level: number; msg: string }[] = [];
     const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
-    const app = await buildApp(loadConfig({ DATABASE_URL, NODE_ENV: 'development' }), logger);
+    // Without a database to listen to, the product cache would add its own warning.
+    const app = await buildApp(
+      loadConfig({ DATABASE_URL, NODE_ENV: 'development', PRODUCT_CACHE_SIZE: '0' }),
+      logger,
+    );
     try {
       const warnings = lines.filter((l) => l.level === 40);
       expect(warnings).toHaveLength(1);
@@ -69,7 +93,10 @@ describe('the development key', () => {
   it('with API_KEYS set, the development key is refused and nothing is warned', async () => {
     const lines: { level: number }[] = [];
     const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
-    const app = await buildApp(loadConfig({ DATABASE_URL, API_KEYS: 'real-key' }), logger);
+    const app = await buildApp(
+      loadConfig({ DATABASE_URL, API_KEYS: 'real-key', PRODUCT_CACHE_SIZE: '0' }),
+      logger,
+    );
     try {
       expect(lines.filter((l) => l.level >= 40)).toEqual([]);
       const res = await app.inject({ url: '/api/products/abc', headers: { 'x-api-key': 'dev-api-key' } });

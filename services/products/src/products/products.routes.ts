@@ -3,6 +3,7 @@ import { badRequest, notFound } from '@catalogo/kit/errors';
 import { checkResourceIdentity, parseIdParam } from '@catalogo/kit/jsonapi';
 import { idListParam, intParam, linkTo } from '@catalogo/kit/query';
 import type pg from 'pg';
+import type { ProductCache } from './products.cache.js';
 import * as repo from './products.repository.js';
 import {
   type CreateAttributes,
@@ -97,7 +98,7 @@ function parseSort(raw: string | undefined): repo.ListCriteria['sort'] {
   return fields;
 }
 
-export function productsRoutes(pool: pg.Pool) {
+export function productsRoutes(pool: pg.Pool, cache: ProductCache) {
   return async (app: App) => {
     app.post(
       '/products',
@@ -137,7 +138,8 @@ export function productsRoutes(pool: pg.Pool) {
         },
       },
       async (request) => {
-        const row = await repo.findProduct(pool, parseIdParam(request.params.id));
+        const id = parseIdParam(request.params.id);
+        const row = await cache.read(id, () => repo.findProduct(pool, id));
         if (!row) throw notFound(NOT_FOUND);
         const resource = toProductResource(row);
         return { data: resource, links: { self: resource.links.self } };
@@ -211,6 +213,8 @@ export function productsRoutes(pool: pg.Pool) {
         const id = parseIdParam(request.params.id);
         const row = await repo.updateProduct(pool, id, changesOf(request.body.data.attributes));
         if (!row) throw notFound(NOT_FOUND);
+        // Committed: forget the old version before answering, so this client reads its own write.
+        cache.forget(id);
         request.log.info({ productId: id }, 'product updated');
         const resource = toProductResource(row);
         return { data: resource, links: { self: resource.links.self } };
@@ -230,6 +234,7 @@ export function productsRoutes(pool: pg.Pool) {
       async (request, reply) => {
         const id = parseIdParam(request.params.id);
         if (!(await repo.deleteProduct(pool, id))) throw notFound(NOT_FOUND);
+        cache.forget(id);
         request.log.info({ productId: id }, 'product deleted');
         return reply.code(204).send(null);
       },

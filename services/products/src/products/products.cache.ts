@@ -1,0 +1,180 @@
+import { LRUCache } from 'lru-cache';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { ProductRow } from './products.repository.js';
+
+/** The channel the `productos` triggers notify (migration 1764400000000): a product id, or `*`. */
+export const CHANGES_CHANNEL = 'productos_cambios';
+
+export interface ProductCacheOptions {
+  databaseUrl: string;
+  /** Products kept at most; the least recently read go first. 0 turns the cache off. */
+  size: number;
+  /** Backstop age of an entry, should a notification ever be missed without the listener noticing. */
+  ttlMs: number;
+  log: Logger;
+  registry: Registry;
+  /** First pause before reconnecting the listener; it doubles up to 5 s. */
+  reconnectMs?: number;
+}
+
+export interface ProductCache {
+  /** The product from the cache, or from `load` (and then kept, unless it changed meanwhile). */
+  read(id: number, load: () => Promise<ProductRow | undefined>): Promise<ProductRow | undefined>;
+  /** Forgets a product this instance has just changed, before its answer leaves. */
+  forget(id: number): void;
+  close(): Promise<void>;
+}
+
+const MAX_RECONNECT_MS = 5_000;
+
+/**
+ * Product reads served from memory, kept exact by PostgreSQL itself: triggers on `productos` notify
+ * every committed update, delete and truncate, whoever made it (another instance, a migration, a
+ * person with psql), and this instance's listener forgets those products. Two rules keep it exact:
+ *
+ * - The cache serves only while the listener is subscribed. When its connection drops, notifications
+ *   may be lost, so the cache empties and every read goes to the database until it is back.
+ * - A read from the database is kept only if no change arrived while it ran (`generation`): its row
+ *   may predate a change whose notification came first.
+ *
+ * What remains is the delivery delay of a notification (well under a millisecond on one host): an
+ * instance that did not make a change may answer with the previous version for that long. The
+ * instance that made a change forgets the product before answering, so a client reads its own writes.
+ */
+export function createProductCache(options: ProductCacheOptions): ProductCache {
+  if (options.size === 0) return { read: (_id, load) => load(), forget: () => {}, close: async () => {} };
+  const { log } = options;
+  const entries = new LRUCache<number, ProductRow>({ max: options.size, ttl: options.ttlMs });
+  let generation = 0;
+  let listening = false;
+  let closed = false;
+  let client: pg.Client | undefined;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let connecting: Promise<void> | undefined;
+  let failing = false;
+  const firstReconnectMs = options.reconnectMs ?? 100;
+  let reconnectMs = firstReconnectMs;
+
+  const lookups = new Counter({
+    name: 'product_cache_lookups_total',
+    help: 'Product reads by where they were answered from: the cache (hit) or the database (miss)',
+    labelNames: ['result'] as const,
+    registers: [options.registry],
+  });
+  const hits = lookups.labels('hit');
+  const misses = lookups.labels('miss');
+  // Both series exist from the start, so a rate over them is defined before the first miss.
+  hits.inc(0);
+  misses.inc(0);
+  const listeningGauge = new Gauge({
+    name: 'product_cache_listening',
+    help: '1 while the change listener is subscribed and the cache serves reads, 0 otherwise',
+    registers: [options.registry],
+  });
+
+  function forgetAll() {
+    generation++;
+    entries.clear();
+  }
+
+  function setListening(value: boolean) {
+    listening = value;
+    listeningGauge.set(value ? 1 : 0);
+  }
+
+  function discard(done: pg.Client): Promise<void> {
+    done.removeAllListeners();
+    // An error after the connection broke must not crash the process.
+    done.on('error', () => {});
+    return done.end().catch(() => {});
+  }
+
+  function lost(err?: Error) {
+    if (client === undefined) return;
+    void discard(client);
+    client = undefined;
+    setListening(false);
+    forgetAll();
+    if (closed) return;
+    // One warning per outage; the attempts that follow it are only debug lines.
+    if (!failing) log.warn({ err }, 'product cache listener down: every read goes to the database');
+    else log.debug({ err, retryInMs: reconnectMs }, 'product cache listener still down');
+    failing = true;
+    retryTimer = setTimeout(() => {
+      connecting = connect();
+    }, reconnectMs);
+    reconnectMs = Math.min(reconnectMs * 2, MAX_RECONNECT_MS);
+  }
+
+  async function connect() {
+    retryTimer = undefined;
+    const next = new pg.Client({
+      connectionString: options.databaseUrl,
+      application_name: 'products-cache-listener',
+      connectionTimeoutMillis: 3_000,
+      // A peer that vanished without closing the connection is noticed, not waited on forever.
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+    });
+    client = next;
+    next.on('error', (err) => lost(err));
+    next.on('end', () => lost());
+    next.on('notification', (message) => {
+      if (message.payload === '*') forgetAll();
+      else {
+        generation++;
+        entries.delete(Number(message.payload));
+      }
+    });
+    try {
+      await next.connect();
+      await next.query(`LISTEN ${CHANGES_CHANNEL}`);
+    } catch (err) {
+      if (client === next) lost(err as Error);
+      return;
+    }
+    // close() ends this client once the connection attempt is over.
+    if (client !== next || closed) return;
+    // Whatever changed while nobody listened is unknown: start empty.
+    forgetAll();
+    setListening(true);
+    reconnectMs = firstReconnectMs;
+    if (failing) log.info('product cache listener subscribed again: serving from the cache');
+    failing = false;
+  }
+
+  connecting = connect();
+
+  return {
+    async read(id, load) {
+      if (listening) {
+        const cached = entries.get(id);
+        if (cached !== undefined) {
+          hits.inc();
+          return cached;
+        }
+      }
+      misses.inc();
+      const started = generation;
+      const row = await load();
+      // Misses are not kept: a product created later must be found at once.
+      if (row !== undefined && listening && generation === started) entries.set(id, row);
+      return row;
+    },
+    forget(id) {
+      generation++;
+      entries.delete(id);
+    },
+    async close() {
+      closed = true;
+      clearTimeout(retryTimer);
+      setListening(false);
+      await connecting;
+      const current = client;
+      client = undefined;
+      if (current) await discard(current);
+    },
+  };
+}

@@ -1,0 +1,320 @@
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../src/app.js';
+import { loadConfig } from '../src/config.js';
+import { createProductCache } from '../src/products/products.cache.js';
+import type { ProductRow } from '../src/products/products.repository.js';
+import {
+  API_KEY,
+  createProduct,
+  itAnsweredNoServerError,
+  type ProductsApp,
+  send,
+  updateBody,
+  useProductsApp,
+} from './helpers.js';
+
+const ctx = useProductsApp();
+let other: ProductsApp;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function eventually<T>(probe: () => Promise<T>, done: (value: T) => boolean, ms = 5_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (done(value) || Date.now() > deadline) return value;
+    await sleep(10);
+  }
+}
+
+async function metric(app: ProductsApp, series: string): Promise<number> {
+  const res = await app.inject({ method: 'GET', url: '/metrics' });
+  // Without the service label every app adds, a series reads as it is written here.
+  const lines = res.body.split('\n').map((l) => l.replace(/,?service="products"/, '').replace('{}', ''));
+  const line = lines.find((l) => l.startsWith(`${series} `));
+  return line === undefined ? Number.NaN : Number(line.slice(series.length + 1));
+}
+
+const HITS = 'product_cache_lookups_total{result="hit"}';
+const MISSES = 'product_cache_lookups_total{result="miss"}';
+const listening = (app: ProductsApp) => metric(app, 'product_cache_listening');
+const waitListening = async (app: ProductsApp) =>
+  expect(
+    await eventually(
+      () => listening(app),
+      (v) => v === 1,
+    ),
+  ).toBe(1);
+
+async function read(app: ProductsApp, id: string) {
+  const res = await send(app, 'GET', `/api/products/${id}`);
+  return {
+    status: res.statusCode,
+    precio: res.statusCode === 200 ? res.json().data.attributes.precio : null,
+  };
+}
+
+/** Another instance on the same database: the one that did not make the change. */
+beforeAll(async () => {
+  const config = loadConfig({ DATABASE_URL: ctx.db().url, API_KEYS: API_KEY, LOG_LEVEL: 'silent' });
+  other = await buildApp(config, pino({ level: 'silent' }));
+  await waitListening(ctx.app());
+  await waitListening(other);
+});
+
+afterAll(async () => {
+  await other?.close();
+});
+
+describe('the product cache', () => {
+  it('answers repeated reads from memory, with the same document as the database', async () => {
+    const product = await createProduct(ctx.app(), { nombre: 'Cacheado', precio: 12.5 });
+    const first = await send(ctx.app(), 'GET', `/api/products/${product.id}`);
+    const [hits, misses] = [await metric(ctx.app(), HITS), await metric(ctx.app(), MISSES)];
+    const again = await Promise.all(
+      [1, 2, 3].map(() => send(ctx.app(), 'GET', `/api/products/${product.id}`)),
+    );
+    for (const res of again) expect(res.body).toBe(first.body);
+    expect(await metric(ctx.app(), HITS)).toBe(hits + 3);
+    expect(await metric(ctx.app(), MISSES)).toBe(misses);
+  });
+
+  it('does not keep a product it did not find: one created afterwards is found at once', async () => {
+    const next = await ctx
+      .db()
+      .pool.query<{ id: string }>("SELECT nextval(pg_get_serial_sequence('productos', 'id')) + 1 AS id");
+    const id = next.rows[0]!.id;
+    expect((await read(ctx.app(), id)).status).toBe(404);
+    const created = await createProduct(ctx.app(), { precio: 3 });
+    expect(created.id).toBe(id);
+    expect(await read(ctx.app(), id)).toEqual({ status: 200, precio: 3 });
+  });
+
+  it('the instance that changes a product answers the new version at once (read your writes)', async () => {
+    const product = await createProduct(ctx.app(), { precio: 1 });
+    for (let precio = 2; precio <= 30; precio++) {
+      await read(ctx.app(), product.id);
+      const res = await send(ctx.app(), 'PATCH', `/api/products/${product.id}`, {
+        body: updateBody(product.id, { precio }),
+      });
+      expect(res.statusCode).toBe(200);
+      expect(await read(ctx.app(), product.id)).toEqual({ status: 200, precio });
+    }
+    await read(ctx.app(), product.id);
+    await send(ctx.app(), 'DELETE', `/api/products/${product.id}`);
+    expect((await read(ctx.app(), product.id)).status).toBe(404);
+  });
+
+  it('another instance, and any SQL writer, is seen as soon as PostgreSQL delivers the notification', async () => {
+    const product = await createProduct(ctx.app(), { precio: 5 });
+    expect(await read(other, product.id)).toEqual({ status: 200, precio: 5 });
+
+    await send(ctx.app(), 'PATCH', `/api/products/${product.id}`, {
+      body: updateBody(product.id, { precio: 6 }),
+    });
+    const started = performance.now();
+    expect(
+      await eventually(
+        () => read(other, product.id),
+        (r) => r.precio === 6,
+      ),
+    ).toEqual({
+      status: 200,
+      precio: 6,
+    });
+    console.log(
+      `[cache] another instance saw the change after ${(performance.now() - started).toFixed(1)} ms`,
+    );
+
+    await ctx.db().pool.query('UPDATE productos SET precio = 7 WHERE id = $1', [product.id]);
+    expect(
+      (
+        await eventually(
+          () => read(other, product.id),
+          (r) => r.precio === 7,
+        )
+      ).precio,
+    ).toBe(7);
+    expect(
+      (
+        await eventually(
+          () => read(ctx.app(), product.id),
+          (r) => r.precio === 7,
+        )
+      ).precio,
+    ).toBe(7);
+
+    await ctx.db().pool.query('DELETE FROM productos WHERE id = $1', [product.id]);
+    expect(
+      (
+        await eventually(
+          () => read(other, product.id),
+          (r) => r.status === 404,
+        )
+      ).status,
+    ).toBe(404);
+  });
+
+  it('a truncate empties every instance’s cache', async () => {
+    const product = await createProduct(ctx.app(), { precio: 8 });
+    expect((await read(other, product.id)).status).toBe(200);
+    const client = await ctx.db().pool.connect();
+    try {
+      // The test's own transaction: the truncate is rolled back below, only its notification stays.
+      await client.query('BEGIN');
+      await client.query('TRUNCATE productos');
+      await client.query('INSERT INTO productos (id, nombre, precio) VALUES ($1, $2, 9)', [
+        product.id,
+        'Otro',
+      ]);
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+    }
+    expect(
+      await eventually(
+        () => read(other, product.id),
+        (r) => r.precio === 9,
+      ),
+    ).toEqual({
+      status: 200,
+      precio: 9,
+    });
+  });
+
+  it('under reads interleaved with SQL writes, every read after a change has settled answers that change', async () => {
+    // A read that started before a commit and ends after its notification must not be kept: if it
+    // were, the old version would be served until the entry expires.
+    const product = await createProduct(ctx.app(), { precio: 1 });
+    let stale = 0;
+    for (let precio = 2; precio <= 41; precio++) {
+      const readers = Array.from({ length: 16 }, (_, i) => sleep(i % 4).then(() => read(other, product.id)));
+      const write = ctx
+        .db()
+        .pool.query('UPDATE productos SET precio = $2 WHERE id = $1', [product.id, precio]);
+      await Promise.all([...readers, write]);
+      await eventually(
+        () => read(other, product.id),
+        (r) => r.precio === precio,
+      );
+      // Settled: from now on, every read must answer this version.
+      const after = await Promise.all(Array.from({ length: 8 }, () => read(other, product.id)));
+      stale += after.filter((r) => r.precio !== precio).length;
+    }
+    expect(stale).toBe(0);
+  });
+
+  it('serves nothing from memory while its listener is down, and comes back by itself', async () => {
+    const product = await createProduct(ctx.app(), { precio: 10 });
+    await read(other, product.id);
+    const terminated = await ctx.db().pool.query(
+      `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
+        WHERE application_name = 'products-cache-listener' AND datname = current_database()`,
+    );
+    expect(terminated.rowCount).toBe(2);
+    // A change made while nobody listens is still read: the cache is off until it subscribes again.
+    await ctx.db().pool.query('UPDATE productos SET precio = 11 WHERE id = $1', [product.id]);
+    expect(
+      await eventually(
+        () => listening(other),
+        (v) => v === 0,
+        1_000,
+      ),
+    ).toBe(0);
+    expect(await read(other, product.id)).toEqual({ status: 200, precio: 11 });
+    await waitListening(other);
+    await waitListening(ctx.app());
+    const hits = await metric(other, HITS);
+    expect(await read(other, product.id)).toEqual({ status: 200, precio: 11 });
+    expect(await read(other, product.id)).toEqual({ status: 200, precio: 11 });
+    expect(await metric(other, HITS)).toBe(hits + 1);
+  });
+
+  it('PRODUCT_CACHE_SIZE=0 turns it off: every read goes to the database', async () => {
+    const config = loadConfig({
+      DATABASE_URL: ctx.db().url,
+      API_KEYS: API_KEY,
+      LOG_LEVEL: 'silent',
+      PRODUCT_CACHE_SIZE: '0',
+    });
+    const uncached = await buildApp(config, pino({ level: 'silent' }));
+    try {
+      const product = await createProduct(uncached, { precio: 20 });
+      expect(await read(uncached, product.id)).toEqual({ status: 200, precio: 20 });
+      await ctx.db().pool.query('UPDATE productos SET precio = 21 WHERE id = $1', [product.id]);
+      expect(await read(uncached, product.id)).toEqual({ status: 200, precio: 21 });
+      expect(Number.isNaN(await listening(uncached))).toBe(true);
+    } finally {
+      await uncached.close();
+    }
+  });
+});
+
+describe('a read that overlaps a change', () => {
+  const row = (precio: string): ProductRow => ({
+    id: 1,
+    nombre: 'x',
+    precio,
+    descripcion: null,
+    created_at: '2026-01-01T00:00:00.000Z',
+    updated_at: '2026-01-01T00:00:00.000Z',
+  });
+
+  /** A load that returns `value` only when the test says so, to hold a read open across a change. */
+  function heldLoad(value: ProductRow) {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    return { load: () => held.then(() => value), release };
+  }
+
+  async function withCache(
+    run: (cache: ReturnType<typeof createProductCache>, registry: Registry) => Promise<void>,
+  ) {
+    const registry = new Registry();
+    const cache = createProductCache({
+      databaseUrl: ctx.db().url,
+      size: 100,
+      ttlMs: 60_000,
+      log: pino({ level: 'silent' }),
+      registry,
+    });
+    try {
+      const ready = async () =>
+        (await registry.getSingleMetric('product_cache_listening')!.get()).values[0]?.value;
+      expect(await eventually(ready, (v) => v === 1)).toBe(1);
+      await run(cache, registry);
+    } finally {
+      await cache.close();
+    }
+  }
+
+  it('is not kept when this instance changed the product meanwhile', () =>
+    withCache(async (cache) => {
+      const { load, release } = heldLoad(row('1.00'));
+      const reading = cache.read(1, load);
+      cache.forget(1);
+      release();
+      expect((await reading)?.precio).toBe('1.00');
+      expect((await cache.read(1, async () => row('2.00')))?.precio).toBe('2.00');
+    }));
+
+  it('is not kept when a notification of a change arrived meanwhile', () =>
+    withCache(async (cache) => {
+      const product = await createProduct(ctx.app(), { precio: 1 });
+      const id = Number(product.id);
+      const { load, release } = heldLoad({ ...row('1.00'), id });
+      const reading = cache.read(id, load);
+      await ctx.db().pool.query('UPDATE productos SET precio = 2 WHERE id = $1', [id]);
+      // Far longer than a notification takes on one host.
+      await sleep(300);
+      release();
+      await reading;
+      expect((await cache.read(id, async () => ({ ...row('2.00'), id })))?.precio).toBe('2.00');
+    }));
+});
+
+itAnsweredNoServerError(ctx);
