@@ -121,22 +121,28 @@ export async function createKitApp(options: KitAppOptions): Promise<{ app: App; 
     },
   );
 
-  app.addHook('onRequest', async (request, reply) => {
+  // The three hooks run on every request: callback-style, they cost no promise each.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
-    if (!isApiRequest(request)) return;
-    request.clientId = verifyKey(request.headers['x-api-key']);
-    if (request.method === 'POST' || request.method === 'PATCH') {
-      assertRequestMediaType(request.headers['content-type']);
+    if (!isApiRequest(request)) return done();
+    try {
+      request.clientId = verifyKey(request.headers['x-api-key']);
+      if (request.method === 'POST' || request.method === 'PATCH') {
+        assertRequestMediaType(request.headers['content-type']);
+      }
+      assertAcceptable(request.headers.accept);
+    } catch (err) {
+      return done(err as Error);
     }
-    assertAcceptable(request.headers.accept);
+    done();
   });
 
-  app.addHook('onSend', async (request, reply, payload) => {
+  app.addHook('onSend', (request, reply, payload, done) => {
     if (isApiRequest(request) && reply.statusCode !== 204) reply.header('content-type', MEDIA_TYPE);
-    return payload;
+    done(null, payload);
   });
 
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? 'unmatched';
     const labels = { method: request.method, route, status: String(reply.statusCode) };
     metrics.requests.inc(labels);
@@ -150,6 +156,7 @@ export async function createKitApp(options: KitAppOptions): Promise<{ app: App; 
       },
       'request completed',
     );
+    done();
   });
 
   app.setNotFoundHandler(async (request) => {

@@ -1,7 +1,8 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import { AppError } from './errors.js';
 
-const digest = (value: string) => createHash('sha256').update(value).digest();
+// The one-shot hash: this runs on every request, and it costs half of createHash().update().digest().
+const digest = (value: string) => hash('sha256', value, 'buffer');
 
 /**
  * Builds the API-key check. Keys are compared as SHA-256 digests with timingSafeEqual, so neither
@@ -10,6 +11,8 @@ const digest = (value: string) => createHash('sha256').update(value).digest();
  */
 export function apiKeyVerifier(keys: string[]): (presented: string | string[] | undefined) => string {
   const digests = keys.map(digest);
+  // The key's digest identifies the client (idempotency scopes) without exposing the key.
+  const clientIds = digests.map((known) => known.toString('hex'));
   return (presented) => {
     if (typeof presented === 'string' && presented.length > 0) {
       const candidate = digest(presented);
@@ -17,8 +20,7 @@ export function apiKeyVerifier(keys: string[]): (presented: string | string[] | 
       digests.forEach((known, index) => {
         if (timingSafeEqual(known, candidate) && matched < 0) matched = index;
       });
-      // The key's digest identifies the client (idempotency scopes) without exposing the key.
-      if (matched >= 0) return digests[matched]!.toString('hex');
+      if (matched >= 0) return clientIds[matched]!;
     }
     throw new AppError(401, 'unauthorized', {
       detail: 'API Key inválida o ausente',
