@@ -259,7 +259,18 @@ export interface SeenRequest {
   headers: IncomingHttpHeaders;
 }
 
-export type FakeBehaviour = 'ok' | 'hang' | 'reset' | 'garbage' | 401 | 404 | 500 | 502 | 503 | 504;
+export type FakeBehaviour =
+  | 'ok'
+  | 'hang'
+  | 'stall-body'
+  | 'reset'
+  | 'garbage'
+  | 401
+  | 404
+  | 500
+  | 502
+  | 503
+  | 504;
 
 export interface FakeProducts {
   url: string;
@@ -297,8 +308,8 @@ const errorBody = (status: number) => ({ errors: [{ status: String(status), titl
 
 /**
  * A stand-in for the Products service that counts the connections and requests it receives and
- * misbehaves on demand: hangs (accepts, never answers), resets the connection, answers garbage or
- * an error status. `GET /health` follows the same behaviour.
+ * misbehaves on demand: hangs (accepts, never answers), stalls (sends the headers and part of the
+ * body, never the rest), resets the connection, answers garbage or an error status. `GET /health` follows the same behaviour.
  */
 export async function startFakeProducts(initial: FakeBehaviour = 'ok'): Promise<FakeProducts> {
   const sockets = new Set<Socket>();
@@ -320,6 +331,10 @@ export async function startFakeProducts(initial: FakeBehaviour = 'ok'): Promise<
     fake.requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
     const behaviour = fake.script.shift() ?? fake.behaviour;
     if (behaviour === 'hang') return;
+    if (behaviour === 'stall-body') {
+      res.writeHead(200, { 'content-type': JSONAPI, 'content-length': '1000' }).write('{"data":');
+      return;
+    }
     if (behaviour === 'reset') {
       req.socket.destroy();
       return;

@@ -167,6 +167,16 @@ describe('Products hanging (accepts, never answers)', () => {
     expect(ms).toBeLessThan(3 * TIMEOUT_MS + 2 * MAX_BACKOFF_MS + 1_000);
   });
 
+  it('a body that stops halfway is cut off by the same timeout, and retried', async () => {
+    const server = useShared('stall-body');
+    const { res, ms } = await timed(() => buy(sharedApp, 1));
+    console.log(`[products-down] body stalled: 503 after ${server.requests.length} attempts in ${ms} ms`);
+    expectUnavailable(res);
+    expect(server.requests).toHaveLength(3);
+    expect(ms).toBeGreaterThanOrEqual(3 * TIMEOUT_MS - 10);
+    expect(ms).toBeLessThan(3 * TIMEOUT_MS + 2 * MAX_BACKOFF_MS + 1_000);
+  });
+
   it('keeps /health within its own bound while Products hangs', async () => {
     useShared('hang');
     const { res, ms } = await timed(() => sharedApp.inject({ method: 'GET', url: '/health' }));
