@@ -5,7 +5,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { ProductRow } from './products.repository.js';
 
 /** The channel the `productos` triggers notify (migration 1764400000000): a product id, or `*`. */
-export const CHANGES_CHANNEL = 'productos_cambios';
+const CHANGES_CHANNEL = 'productos_cambios';
 
 export interface ProductCacheOptions {
   databaseUrl: string;
@@ -74,6 +74,12 @@ export function createProductCache(options: ProductCacheOptions): ProductCache {
     registers: [options.registry],
   });
 
+  // Every forgetting moves `generation`, so a read that was running meanwhile is not kept.
+  function forget(id: number) {
+    generation++;
+    entries.delete(id);
+  }
+
   function forgetAll() {
     generation++;
     entries.clear();
@@ -123,10 +129,7 @@ export function createProductCache(options: ProductCacheOptions): ProductCache {
     next.on('end', () => lost());
     next.on('notification', (message) => {
       if (message.payload === '*') forgetAll();
-      else {
-        generation++;
-        entries.delete(Number(message.payload));
-      }
+      else forget(Number(message.payload));
     });
     try {
       await next.connect();
@@ -163,10 +166,7 @@ export function createProductCache(options: ProductCacheOptions): ProductCache {
       if (row !== undefined && listening && generation === started) entries.set(id, row);
       return row;
     },
-    forget(id) {
-      generation++;
-      entries.delete(id);
-    },
+    forget,
     async close() {
       closed = true;
       clearTimeout(retryTimer);
