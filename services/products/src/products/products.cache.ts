@@ -152,12 +152,12 @@ export function createProductCache(options: ProductCacheOptions): ProductCache {
 
   return {
     async read(id, load) {
-      if (listening) {
-        const cached = entries.get(id);
-        if (cached !== undefined) {
-          hits.inc();
-          return cached;
-        }
+      // Without a listener the cache is empty: emptied when it was lost, and nothing is kept until
+      // it is back.
+      const cached = entries.get(id);
+      if (cached !== undefined) {
+        hits.inc();
+        return cached;
       }
       misses.inc();
       const started = generation;
