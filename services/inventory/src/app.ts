@@ -9,6 +9,7 @@ import { InventoryResource, READ_ONLY } from './inventory/inventory.schemas.js';
 import { createNatsPublisher } from './outbox/outbox.publisher.js';
 import { createOutboxRelay } from './outbox/outbox.relay.js';
 import { createProductsClient } from './products-client.js';
+import { createPurchaseRecorder } from './purchases/purchases.batcher.js';
 import { purchasesRoutes } from './purchases/purchases.routes.js';
 import { PurchaseResource } from './purchases/purchases.schemas.js';
 
@@ -57,7 +58,10 @@ export async function buildApp(config: InventoryConfig, logger: Logger): Promise
     leaseSeconds: config.idempotency.leaseSeconds,
     log: logger.child({ component: 'idempotency' }),
   };
-  await app.register(purchasesRoutes({ pool, products, outcomes, idempotency }), { prefix: '/api' });
+  const recorder = createPurchaseRecorder(pool, metrics.registry);
+  await app.register(purchasesRoutes({ pool, recorder, products, outcomes, idempotency }), {
+    prefix: '/api',
+  });
 
   const relayLog = logger.child({ component: 'outbox-relay' });
   const relay = createOutboxRelay({

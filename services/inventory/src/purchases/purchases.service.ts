@@ -5,6 +5,7 @@ import type { Counter } from 'prom-client';
 import { INSUFFICIENT, PRODUCT_NOT_FOUND } from '../inventory/inventory.routes.js';
 import { purchaseTotal } from '../money.js';
 import type { ProductResource, ProductsClient } from '../products-client.js';
+import type { PurchaseRecorder } from './purchases.batcher.js';
 import { type NewPurchase, type PurchaseRow, recordPurchase } from './purchases.repository.js';
 
 export type PurchaseOutcomeLabel =
@@ -19,6 +20,8 @@ export type PurchaseOutcomeLabel =
 
 export interface PurchaseDeps {
   pool: pg.Pool;
+  /** Records unkeyed purchases, batching those of a product bought by many at once. */
+  recorder: PurchaseRecorder;
   products: ProductsClient;
   outcomes: Counter<'outcome'>;
 }
@@ -72,7 +75,7 @@ export async function purchase(
 ): Promise<PurchaseDone> {
   try {
     const { product, priced } = await pricePurchase(deps, input, requestId);
-    const outcome = await recordPurchase(deps.pool, priced);
+    const outcome = await deps.recorder.record(priced);
     if (!outcome.ok) throw insufficient(outcome.disponible);
     deps.outcomes.inc({ outcome: 'completed' });
     return { purchase: outcome.purchase, product };

@@ -1,0 +1,120 @@
+/**
+ * Group commit of a hot product's purchases: the ones that wait behind a purchase in flight run in
+ * one transaction, in arrival order, each granted or refused exactly as it would have been alone.
+ */
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../../test/support/database.js';
+import { createPurchaseRecorder, MAX_BATCH } from '../src/purchases/purchases.batcher.js';
+import type { NewPurchase, PurchaseOutcome } from '../src/purchases/purchases.repository.js';
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase('inventory');
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+let nextId = 5000;
+async function stocked(cantidad: number): Promise<number> {
+  const id = nextId++;
+  await db.pool.query('INSERT INTO inventario (producto_id, cantidad) VALUES ($1, $2)', [id, cantidad]);
+  return id;
+}
+
+const buy = (productoId: number, cantidad: number): NewPurchase => ({
+  productoId,
+  cantidad,
+  unitario: '2.50',
+  total: (2.5 * cantidad).toFixed(2),
+});
+
+async function books(id: number) {
+  const { rows } = await db.pool.query<{ stock: number; sold: number; rows: number; events: number }>(
+    `SELECT (SELECT cantidad FROM inventario WHERE producto_id = $1) AS stock,
+            (SELECT coalesce(sum(cantidad), 0)::int FROM historial_compras WHERE producto_id = $1) AS sold,
+            (SELECT count(*)::int FROM historial_compras WHERE producto_id = $1) AS rows,
+            (SELECT count(*)::int FROM outbox WHERE producto_id = $1) AS events`,
+    [id],
+  );
+  return rows[0]!;
+}
+
+async function batches(registry: Registry): Promise<{ count: number; sum: number }> {
+  const values = (await registry.getSingleMetric('purchase_batch_size')!.get()).values as {
+    metricName?: string;
+    value: number;
+  }[];
+  const of = (name: string) => values.find((v) => v.metricName === name)?.value ?? 0;
+  return { count: of('purchase_batch_size_count'), sum: of('purchase_batch_size_sum') };
+}
+
+const summary = (outcome: PurchaseOutcome) =>
+  outcome.ok ? { ok: true, cantidad: outcome.purchase.cantidad, restante: outcome.restante } : outcome;
+
+describe('the purchase recorder', () => {
+  it('runs the purchases that waited in one transaction, in arrival order, each judged as if alone', async () => {
+    const id = await stocked(5);
+    const registry = new Registry();
+    const recorder = createPurchaseRecorder(db.pool, registry);
+    // The first runs at once; the other three arrive while it is in flight and wait for it.
+    const outcomes = await Promise.all([4, 3, 1, 1].map((n) => recorder.record(buy(id, n))));
+    expect(outcomes.map(summary)).toEqual([
+      { ok: true, cantidad: 4, restante: 1 },
+      { ok: false, disponible: 1 },
+      { ok: true, cantidad: 1, restante: 0 },
+      { ok: false, disponible: 0 },
+    ]);
+    expect(await batches(registry)).toEqual({ count: 1, sum: 3 });
+    expect(await books(id)).toEqual({ stock: 0, sold: 5, rows: 2, events: 4 });
+    // The two that were granted together committed together.
+    const ok = outcomes.filter((o) => o.ok);
+    expect(ok[1]!.purchase.id).toBeGreaterThan(ok[0]!.purchase.id);
+  });
+
+  it('never sells more than the stock, whatever the batches: 300 buyers of 1–3 units, stock 100', async () => {
+    const id = await stocked(100);
+    const registry = new Registry();
+    const recorder = createPurchaseRecorder(db.pool, registry);
+    const asked = Array.from({ length: 300 }, (_, i) => 1 + (i % 3));
+    const outcomes = await Promise.all(asked.map((n) => recorder.record(buy(id, n))));
+    const sold = outcomes.reduce((sum, o, i) => sum + (o.ok ? asked[i]! : 0), 0);
+    const { count, sum } = await batches(registry);
+    console.log(
+      `[batcher] 300 buyers, stock 100: ${outcomes.filter((o) => o.ok).length} granted (${sold} units) in ` +
+        `1 + ${count} commits (batches of ${(sum / count).toFixed(1)} on average, at most ${MAX_BATCH})`,
+    );
+    expect(sold).toBe(100);
+    expect(count).toBeGreaterThanOrEqual(Math.ceil(299 / MAX_BATCH));
+    expect(sum).toBe(299);
+    expect(await books(id)).toMatchObject({ stock: 0, sold: 100 });
+    // Each refusal reports a stock too small for it.
+    outcomes.forEach((o, i) => {
+      if (!o.ok) expect(o.disponible).toBeLessThan(asked[i]!);
+    });
+  });
+
+  it('a batch that fails records none of its purchases, and tells each of them', async () => {
+    const id = await stocked(10);
+    const recorder = createPurchaseRecorder(db.pool);
+    const first = recorder.record(buy(id, 1));
+    // Waiting behind the first: a sound purchase, then one the database refuses (not a number).
+    const sound = recorder.record(buy(id, 2));
+    const broken = recorder.record({ ...buy(id, 3), unitario: 'abc' });
+    expect((await first).ok).toBe(true);
+    await expect(sound).rejects.toThrow(/numeric/);
+    await expect(broken).rejects.toThrow(/numeric/);
+    expect(await books(id)).toEqual({ stock: 9, sold: 1, rows: 1, events: 2 });
+    // The product is free again: the next purchase runs at once.
+    expect(summary(await recorder.record(buy(id, 4)))).toEqual({ ok: true, cantidad: 4, restante: 5 });
+  });
+
+  it('purchases of different products do not wait for each other', async () => {
+    const [a, b] = [await stocked(3), await stocked(3)];
+    const registry = new Registry();
+    const recorder = createPurchaseRecorder(db.pool, registry);
+    await Promise.all([recorder.record(buy(a, 1)), recorder.record(buy(b, 1))]);
+    expect(await batches(registry)).toEqual({ count: 0, sum: 0 });
+  });
+});
