@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { Histogram, type Registry } from 'prom-client';
 import { type NewPurchase, type PurchaseOutcome, recordPurchase } from './purchases.repository.js';
 
-/** Purchases of one product recorded in one transaction at most: it holds the row lock throughout. */
+/** Purchases recorded by one transaction at most, so that one batch never holds its locks long. */
 export const MAX_BATCH = 32;
 
 export interface PurchaseRecorder {
@@ -18,61 +18,66 @@ interface Waiting {
 }
 
 /**
- * Group commit for a product bought by many at once. Purchases of one product serialise on its stock
- * row: each waits for the previous one's commit, WAL flush included, so a hot product sells one
- * purchase per commit however many buyers wait. Here a purchase whose product has none in flight in
- * this instance runs at once, alone, as before; the ones that arrive meanwhile wait, then run in one
- * transaction, in arrival order, each as the very same statement — so each is granted or refused
- * exactly as it would have been on its own, after the ones before it — and commit together: one
- * lock wait and one flush for the lot.
+ * Group commit. Every purchase is its own transaction on the stock row of its product, and its
+ * commit — the WAL flush above all — cost PostgreSQL more than the purchase itself; purchases of
+ * one product also queue on that row, one commit each. Here a purchase runs at once, alone, when no
+ * other is being recorded by this instance; the ones that arrive meanwhile wait, then run together
+ * in one transaction, each as the very same conditional statement — so each is granted or refused
+ * exactly as it would have been on its own, after the ones of its product that came before it —
+ * and commit together: one commit for the lot.
  *
- * The batch is atomic: if it fails (the database went away), every purchase of it fails and none is
+ * Within a batch the statements run in product order (stable, so a product's purchases keep their
+ * arrival order): every batch, of this instance or another, locks stock rows in the same order, and
+ * a single-row purchase, set or adjustment holds one row only, so no two can wait for each other in
+ * a cycle.
+ *
+ * A batch is atomic: if it fails (the database went away), every purchase of it fails and none is
  * recorded, as each would have alone. Nothing can fail for one purchase only: totals are checked
  * before anything reaches the database, and a missing stock row is a refusal, not an error.
  */
 export function createPurchaseRecorder(pool: pg.Pool, registry?: Registry): PurchaseRecorder {
-  // Products with a purchase in flight in this instance, with the purchases waiting behind it.
-  const queues = new Map<number, Waiting[]>();
+  // Whether a purchase or a batch is being recorded, and the purchases waiting for it to end.
+  let inFlight = false;
+  const waiting: Waiting[] = [];
   const batchSizes = new Histogram({
     name: 'purchase_batch_size',
-    help: 'Purchases of one product recorded by one transaction that waited for a purchase in flight',
+    help: 'Purchases recorded by one transaction that waited for a purchase in flight',
     buckets: [1, 2, 4, 8, 16, 32],
     registers: registry ? [registry] : [],
   });
 
   async function recordBatch(batch: Waiting[]): Promise<void> {
     batchSizes.observe(batch.length);
+    const ordered = [...batch].sort((a, b) => a.purchase.productoId - b.purchase.productoId);
     try {
       const outcomes =
-        batch.length === 1
-          ? [await recordPurchase(pool, batch[0]!.purchase)]
+        ordered.length === 1
+          ? [await recordPurchase(pool, ordered[0]!.purchase)]
           : await withTransaction(pool, async (tx) => {
               const results: PurchaseOutcome[] = [];
-              for (const { purchase } of batch) results.push(await recordPurchase(tx, purchase));
+              for (const { purchase } of ordered) results.push(await recordPurchase(tx, purchase));
               return results;
             });
-      batch.forEach((waiting, index) => waiting.resolve(outcomes[index]!));
+      ordered.forEach((w, index) => w.resolve(outcomes[index]!));
     } catch (err) {
-      for (const waiting of batch) waiting.reject(err);
+      for (const w of ordered) w.reject(err);
     }
   }
 
-  async function drain(productoId: number, waiting: Waiting[]): Promise<void> {
+  async function drain(): Promise<void> {
     while (waiting.length > 0) await recordBatch(waiting.splice(0, MAX_BATCH));
-    // No await between the last check and this: a purchase arriving now finds no queue and runs.
-    queues.delete(productoId);
+    // No await between the last check and this: a purchase arriving now finds nothing in flight.
+    inFlight = false;
   }
 
   return {
     async record(purchase) {
-      const waiting = queues.get(purchase.productoId);
-      if (waiting) return new Promise((resolve, reject) => waiting.push({ purchase, resolve, reject }));
-      const queue: Waiting[] = [];
-      queues.set(purchase.productoId, queue);
+      if (inFlight) return new Promise((resolve, reject) => waiting.push({ purchase, resolve, reject }));
+      inFlight = true;
       try {
         return await recordPurchase(pool, purchase);
       } finally {
-        void drain(purchase.productoId, queue);
+        void drain();
       }
     },
   };
