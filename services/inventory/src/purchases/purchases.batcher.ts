@@ -58,7 +58,7 @@ export function createPurchaseRecorder(pool: pg.Pool, registry?: Registry): Purc
               for (const { purchase } of ordered) results.push(await recordPurchase(tx, purchase));
               return results;
             });
-      ordered.forEach((w, index) => w.resolve(outcomes[index]!));
+      for (const [index, w] of ordered.entries()) w.resolve(outcomes[index]!);
     } catch (err) {
       for (const w of ordered) w.reject(err);
     }
