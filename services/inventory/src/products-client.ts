@@ -100,17 +100,23 @@ export function createProductsClient(config: ProductsClientConfig, log: Logger):
   );
 
   /**
-   * One attempt, aborted (the request cancelled, its connection closed) when it has not finished
-   * within the timeout, waiting for a pooled connection included. undici takes an EventEmitter as
-   * the abort signal: an AbortSignal per attempt (cockatiel's timeout policy) cost ~50 µs of CPU per
-   * purchase, as much as the request itself; this costs a few. undici's own headersTimeout is no
-   * substitute: its timers tick once a second and do not count the wait for a connection.
+   * One attempt, bounded by the timeout: when it expires the attempt fails at once (a transient
+   * failure, retried) and its request is cancelled. The bound is the timer's own, not undici's: a
+   * request still queued for a pooled connection only notices an abort once it is written. undici
+   * takes an EventEmitter as the abort signal: an AbortSignal per attempt (cockatiel's timeout
+   * policy) cost ~50 µs of CPU per purchase, as much as the request itself; this costs a few.
    */
   async function fetchOnce(id: number, requestId: string) {
     const cancel = new EventEmitter();
-    const timer = setTimeout(() => cancel.emit('abort'), config.timeoutMs);
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        cancel.emit('abort');
+        reject(new TransientProductsError(`Products did not answer within ${config.timeoutMs} ms`));
+      }, config.timeoutMs);
+    });
     try {
-      return await requestProduct(id, requestId, cancel);
+      return await Promise.race([requestProduct(id, requestId, cancel), expired]);
     } finally {
       clearTimeout(timer);
     }

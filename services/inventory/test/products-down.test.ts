@@ -167,6 +167,19 @@ describe('Products hanging (accepts, never answers)', () => {
     expect(ms).toBeLessThan(3 * TIMEOUT_MS + 2 * MAX_BACKOFF_MS + 1_000);
   });
 
+  it('bounds an attempt still queued for a connection to Products by its own timeout', async () => {
+    const server = await fake('hang');
+    // One connection, one attempt: the health check's probe holds the connection for its own 1 s.
+    const app = await inventory(server.url, { PRODUCTS_CONNECTIONS: '1', PRODUCTS_RETRIES: '1' });
+    const health = app.inject({ method: 'GET', url: '/health' });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const { res, ms } = await timed(() => buy(app, 1));
+    console.log(`[products-down] purchase queued behind a hanging probe: 503 in ${ms} ms`);
+    expectUnavailable(res);
+    expect(ms).toBeLessThan(TIMEOUT_MS + 300);
+    await health;
+  });
+
   it('a body that stops halfway is cut off by the same timeout, and retried', async () => {
     const server = useShared('stall-body');
     const { res, ms } = await timed(() => buy(sharedApp, 1));
