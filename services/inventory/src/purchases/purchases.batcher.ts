@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { Histogram, type Registry } from 'prom-client';
 import { type NewPurchase, type PurchaseOutcome, recordPurchase } from './purchases.repository.js';
 
-/** Purchases recorded by one transaction at most, so that one batch never holds its locks long. */
+/** Purchases of one product recorded by one transaction at most. */
 export const MAX_BATCH = 32;
 
 export interface PurchaseRecorder {
@@ -18,66 +18,69 @@ interface Waiting {
 }
 
 /**
- * Group commit. Every purchase is its own transaction on the stock row of its product, and its
- * commit — the WAL flush above all — cost PostgreSQL more than the purchase itself; purchases of
- * one product also queue on that row, one commit each. Here a purchase runs at once, alone, when no
- * other is being recorded by this instance; the ones that arrive meanwhile wait, then run together
- * in one transaction, each as the very same conditional statement — so each is granted or refused
- * exactly as it would have been on its own, after the ones of its product that came before it —
- * and commit together: one commit for the lot.
+ * Group commit for a product bought by many at once. Purchases of one product serialise on its
+ * stock row: each waits for the previous one's commit, WAL flush included, so a hot product sold one
+ * purchase per commit however many buyers waited. Here a purchase whose product has none in flight
+ * in this instance runs at once, alone, as before; the ones of that product that arrive meanwhile
+ * wait, then run in one transaction, in arrival order, each as the very same statement — so each is
+ * granted or refused exactly as it would have been on its own, after the ones before it — and commit
+ * together: one lock wait and one flush for the lot.
  *
- * Within a batch the statements run in product order (stable, so a product's purchases keep their
- * arrival order): every batch, of this instance or another, locks stock rows in the same order, and
- * a single-row purchase, set or adjustment holds one row only, so no two can wait for each other in
- * a cycle.
+ * Per product, not for the whole instance: a purchase held up (its row locked by someone else, a
+ * slow statement) only holds up buyers of its product, who would have queued on that row anyway.
  *
- * A batch is atomic: if it fails (the database went away), every purchase of it fails and none is
- * recorded, as each would have alone. Nothing can fail for one purchase only: totals are checked
- * before anything reaches the database, and a missing stock row is a refusal, not an error.
+ * If a batch fails, its purchases are recorded again each on its own, concurrently, as if they had
+ * never been batched: one that cannot be recorded then fails alone, not its neighbours.
  */
 export function createPurchaseRecorder(pool: pg.Pool, registry?: Registry): PurchaseRecorder {
-  // Whether a purchase or a batch is being recorded, and the purchases waiting for it to end.
-  let inFlight = false;
-  const waiting: Waiting[] = [];
+  // Products with a purchase in flight in this instance, with the purchases waiting behind it.
+  const queues = new Map<number, Waiting[]>();
   const batchSizes = new Histogram({
     name: 'purchase_batch_size',
-    help: 'Purchases recorded by one transaction that waited for a purchase in flight',
+    help: 'Purchases of one product recorded by one transaction after waiting for one in flight',
     buckets: [1, 2, 4, 8, 16, 32],
     registers: registry ? [registry] : [],
   });
 
   async function recordBatch(batch: Waiting[]): Promise<void> {
     batchSizes.observe(batch.length);
-    const ordered = [...batch].sort((a, b) => a.purchase.productoId - b.purchase.productoId);
-    try {
-      const outcomes =
-        ordered.length === 1
-          ? [await recordPurchase(pool, ordered[0]!.purchase)]
-          : await withTransaction(pool, async (tx) => {
-              const results: PurchaseOutcome[] = [];
-              for (const { purchase } of ordered) results.push(await recordPurchase(tx, purchase));
-              return results;
-            });
-      for (const [index, w] of ordered.entries()) w.resolve(outcomes[index]!);
-    } catch (err) {
-      for (const w of ordered) w.reject(err);
+    if (batch.length > 1) {
+      try {
+        const outcomes = await withTransaction(pool, async (tx) => {
+          const results: PurchaseOutcome[] = [];
+          for (const { purchase } of batch) results.push(await recordPurchase(tx, purchase));
+          return results;
+        });
+        for (const [index, waiting] of batch.entries()) waiting.resolve(outcomes[index]!);
+        return;
+      } catch {
+        // Nothing of the batch was recorded: each purchase gets its own attempt below.
+      }
     }
+    await Promise.all(
+      batch.map(({ purchase, resolve, reject }) => recordPurchase(pool, purchase).then(resolve, reject)),
+    );
   }
 
-  async function drain(): Promise<void> {
-    while (waiting.length > 0) await recordBatch(waiting.splice(0, MAX_BATCH));
-    // No await between the last check and this: a purchase arriving now finds nothing in flight.
-    inFlight = false;
+  async function drain(productoId: number, waiting: Waiting[]): Promise<void> {
+    try {
+      while (waiting.length > 0) await recordBatch(waiting.splice(0, MAX_BATCH));
+    } finally {
+      // No await between the last check and this: a purchase arriving now finds no queue and runs.
+      queues.delete(productoId);
+    }
   }
 
   return {
     async record(purchase) {
-      if (inFlight) return new Promise((resolve, reject) => waiting.push({ purchase, resolve, reject }));
-      inFlight = true;
+      const waiting = queues.get(purchase.productoId);
+      if (waiting) return new Promise((resolve, reject) => waiting.push({ purchase, resolve, reject }));
+      const queue: Waiting[] = [];
+      queues.set(purchase.productoId, queue);
       try {
         return await recordPurchase(pool, purchase);
       } finally {
-        void drain();
+        void drain(purchase.productoId, queue);
       }
     },
   };
