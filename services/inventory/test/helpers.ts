@@ -309,7 +309,8 @@ const errorBody = (status: number) => ({ errors: [{ status: String(status), titl
 /**
  * A stand-in for the Products service that counts the connections and requests it receives and
  * misbehaves on demand: hangs (accepts, never answers), stalls (sends the headers and part of the
- * body, never the rest), resets the connection, answers garbage or an error status. `GET /health` follows the same behaviour.
+ * body, never the rest), resets the connection, answers garbage or an error status. `GET /health`
+ * follows the same behaviour.
  */
 export async function startFakeProducts(initial: FakeBehaviour = 'ok'): Promise<FakeProducts> {
   const sockets = new Set<Socket>();

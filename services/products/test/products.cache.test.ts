@@ -162,7 +162,8 @@ describe('the product cache', () => {
     expect((await read(other, product.id)).status).toBe(200);
     const client = await ctx.db().pool.connect();
     try {
-      // The test's own transaction: the truncate is rolled back below, only its notification stays.
+      // Emptied and refilled in one transaction: the product is back at another price, and only the
+      // truncate's notification can tell the caches.
       await client.query('BEGIN');
       await client.query('TRUNCATE productos');
       await client.query('INSERT INTO productos (id, nombre, precio) VALUES ($1, $2, 9)', [

@@ -39,9 +39,11 @@ const MAX_RECONNECT_MS = 5_000;
  * - A read from the database is kept only if no change arrived while it ran (`generation`): its row
  *   may predate a change whose notification came first.
  *
- * What remains is the delivery delay of a notification (well under a millisecond on one host): an
- * instance that did not make a change may answer with the previous version for that long. The
- * instance that made a change forgets the product before answering, so a client reads its own writes.
+ * What remains is the delivery delay of a notification (about a millisecond on one host): an
+ * instance that did not make a change may answer with the previous version for that long; the one
+ * that made it forgets the product before answering, so it never does. A listener connection that
+ * dies without a word (no FIN, no RST) is only noticed by TCP keepalive; until then, `ttlMs` is what
+ * bounds an entry's age.
  */
 export function createProductCache(options: ProductCacheOptions): ProductCache {
   if (options.size === 0) return { read: (_id, load) => load(), forget: () => {}, close: async () => {} };
