@@ -110,6 +110,34 @@ describe('the purchase recorder', () => {
     expect(summary(await recorder.record(buy(id, 4)))).toEqual({ ok: true, cantidad: 4, restante: 3 });
   });
 
+  it('a batch whose commit fails is not recorded again: each of its purchases fails', async () => {
+    // A check that only runs at commit: purchases of 13 units are refused there.
+    await db.pool.query(`
+      CREATE FUNCTION refuse_thirteen() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.cantidad = 13 THEN RAISE EXCEPTION 'thirteen refused at commit'; END IF;
+        RETURN NULL;
+      END $$;
+      CREATE CONSTRAINT TRIGGER refuse_thirteen AFTER INSERT ON historial_compras
+        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_thirteen();`);
+    try {
+      const id = await stocked(50);
+      const recorder = createPurchaseRecorder(db.pool);
+      const first = recorder.record(buy(id, 1));
+      const sound = recorder.record(buy(id, 2));
+      const refused = recorder.record(buy(id, 13));
+      expect((await first).ok).toBe(true);
+      // A failed commit may have committed: recording again could sell twice, so both fail.
+      await expect(sound).rejects.toThrow(/thirteen/);
+      await expect(refused).rejects.toThrow(/thirteen/);
+      expect(await books(id)).toEqual({ stock: 49, sold: 1, rows: 1, events: 2 });
+    } finally {
+      await db.pool.query(
+        'DROP TRIGGER refuse_thirteen ON historial_compras; DROP FUNCTION refuse_thirteen()',
+      );
+    }
+  });
+
   it('purchases of different products do not wait for each other', async () => {
     const [a, b] = [await stocked(3), await stocked(3)];
     const registry = new Registry();

@@ -29,8 +29,10 @@ interface Waiting {
  * Per product, not for the whole instance: a purchase held up (its row locked by someone else, a
  * slow statement) only holds up buyers of its product, who would have queued on that row anyway.
  *
- * If a batch fails, its purchases are recorded again each on its own, concurrently, as if they had
- * never been batched: one that cannot be recorded then fails alone, not its neighbours.
+ * If a statement of a batch fails, the transaction rolls back and its purchases are recorded again
+ * each on its own, concurrently, as if they had never been batched: one that cannot be recorded then
+ * fails alone, not its neighbours. If the commit itself fails, whether it happened is unknown, so
+ * each purchase fails, as a single purchase whose commit fails does.
  */
 export function createPurchaseRecorder(pool: pg.Pool, registry?: Registry): PurchaseRecorder {
   // Products with a purchase in flight in this instance, with the purchases waiting behind it.
@@ -45,16 +47,29 @@ export function createPurchaseRecorder(pool: pg.Pool, registry?: Registry): Purc
   async function recordBatch(batch: Waiting[]): Promise<void> {
     batchSizes.observe(batch.length);
     if (batch.length > 1) {
+      let statementFailed = false;
       try {
         const outcomes = await withTransaction(pool, async (tx) => {
           const results: PurchaseOutcome[] = [];
-          for (const { purchase } of batch) results.push(await recordPurchase(tx, purchase));
+          for (const { purchase } of batch) {
+            results.push(
+              await recordPurchase(tx, purchase).catch((err: unknown) => {
+                statementFailed = true;
+                throw err;
+              }),
+            );
+          }
           return results;
         });
         for (const [index, waiting] of batch.entries()) waiting.resolve(outcomes[index]!);
         return;
-      } catch {
-        // Nothing of the batch was recorded: each purchase gets its own attempt below.
+      } catch (err) {
+        // Only a statement's failure proves that nothing was recorded: the transaction is rolled
+        // back. A failed COMMIT may have committed all the same, and recording again could sell twice.
+        if (!statementFailed) {
+          for (const waiting of batch) waiting.reject(err);
+          return;
+        }
       }
     }
     await Promise.all(
