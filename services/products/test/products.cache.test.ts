@@ -1,3 +1,4 @@
+import { type AddressInfo, connect as connectTcp, createServer, type Socket } from 'node:net';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -334,6 +335,50 @@ describe('the cache on its own', () => {
       await cache.read(1, load);
       expect(loads).toBe(3);
     }, 60_000));
+
+  it('notices a listener connection that went silent without closing, by its heartbeat', async () => {
+    // A TCP relay to PostgreSQL that can stop passing bytes while keeping both connections open.
+    const target = new URL(ctx.db().url);
+    const sockets: Socket[] = [];
+    let silent = false;
+    const relay = createServer((downstream) => {
+      const upstream = connectTcp(Number(target.port), target.hostname);
+      sockets.push(downstream, upstream);
+      downstream.on('data', (chunk) => void (silent || upstream.write(chunk)));
+      upstream.on('data', (chunk) => void (silent || downstream.write(chunk)));
+      for (const socket of [downstream, upstream]) socket.on('error', () => {});
+      downstream.on('close', () => upstream.destroy());
+      upstream.on('close', () => downstream.destroy());
+    });
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+    const url = new URL(ctx.db().url);
+    url.port = String((relay.address() as AddressInfo).port);
+    const registry = new Registry();
+    const cache = createProductCache({
+      databaseUrl: url.toString(),
+      size: 100,
+      ttlMs: 60_000,
+      log: pino({ level: 'silent' }),
+      registry,
+      heartbeatMs: 100,
+      reconnectMs: 60_000,
+    });
+    const listening = async () =>
+      (await registry.getSingleMetric('product_cache_listening')!.get()).values[0]?.value;
+    try {
+      expect(await eventually(listening, (v) => v === 1)).toBe(1);
+      silent = true;
+      const started = performance.now();
+      expect(await eventually(listening, (v) => v === 0, 2_000)).toBe(0);
+      const ms = Math.round(performance.now() - started);
+      console.log(`[cache] a silent listener connection was given up after ${ms} ms (heartbeat 100 ms)`);
+      expect(ms).toBeLessThan(1_000);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await cache.close();
+      await new Promise((resolve) => relay.close(resolve));
+    }
+  });
 });
 
 itAnsweredNoServerError(ctx);

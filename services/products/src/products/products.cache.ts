@@ -17,6 +17,8 @@ export interface ProductCacheOptions {
   registry: Registry;
   /** First pause before reconnecting the listener; it doubles up to 5 s. */
   reconnectMs?: number;
+  /** How often the listener's connection is probed, and how long a probe may take. */
+  heartbeatMs?: number;
 }
 
 export interface ProductCache {
@@ -42,8 +44,8 @@ const MAX_RECONNECT_MS = 5_000;
  * What remains is the delivery delay of a notification (about a millisecond on one host): an
  * instance that did not make a change may answer with the previous version for that long; the one
  * that made it forgets the product before answering, so it never does. A listener connection that
- * dies without a word (no FIN, no RST) is only noticed by TCP keepalive; until then, `ttlMs` is what
- * bounds an entry's age.
+ * dies without a word (no FIN, no RST) would deliver nothing while looking subscribed: a heartbeat
+ * query every few seconds notices it, and `ttlMs` bounds an entry's age whatever happens.
  */
 export function createProductCache(options: ProductCacheOptions): ProductCache {
   if (options.size === 0) return { read: (_id, load) => load(), forget: () => {}, close: async () => {} };
@@ -54,6 +56,8 @@ export function createProductCache(options: ProductCacheOptions): ProductCache {
   let closed = false;
   let client: pg.Client | undefined;
   let retryTimer: NodeJS.Timeout | undefined;
+  let heartbeat: NodeJS.Timeout | undefined;
+  const heartbeatMs = options.heartbeatMs ?? 5_000;
   let connecting: Promise<void> | undefined;
   let failing = false;
   const firstReconnectMs = options.reconnectMs ?? 100;
@@ -101,6 +105,7 @@ export function createProductCache(options: ProductCacheOptions): ProductCache {
 
   function lost(err?: Error) {
     if (client === undefined) return;
+    clearInterval(heartbeat);
     void discard(client);
     client = undefined;
     setListening(false);
@@ -145,9 +150,25 @@ export function createProductCache(options: ProductCacheOptions): ProductCache {
     // Whatever changed while nobody listened is unknown: start empty.
     forgetAll();
     setListening(true);
+    heartbeat = setInterval(() => void probe(next), heartbeatMs);
     reconnectMs = firstReconnectMs;
     if (failing) log.info('product cache listener subscribed again: serving from the cache');
     failing = false;
+  }
+
+  /** A probe that fails, or does not answer within `heartbeatMs`, counts as the connection lost. */
+  async function probe(probed: pg.Client) {
+    let timer: NodeJS.Timeout | undefined;
+    const silent = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${heartbeatMs} ms`)), heartbeatMs);
+    });
+    try {
+      await Promise.race([probed.query('SELECT 1'), silent]);
+    } catch (err) {
+      if (client === probed) lost(err as Error);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   connecting = connect();
@@ -172,6 +193,7 @@ export function createProductCache(options: ProductCacheOptions): ProductCache {
     async close() {
       closed = true;
       clearTimeout(retryTimer);
+      clearInterval(heartbeat);
       setListening(false);
       await connecting;
       const current = client;
