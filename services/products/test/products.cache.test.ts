@@ -4,7 +4,7 @@ import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
-import { createProductCache } from '../src/products/products.cache.js';
+import { createProductCache, type ProductCacheOptions } from '../src/products/products.cache.js';
 import type { ProductRow } from '../src/products/products.repository.js';
 import {
   API_KEY,
@@ -56,6 +56,11 @@ async function read(app: ProductsApp, id: string) {
     precio: res.statusCode === 200 ? res.json().data.attributes.precio : null,
   };
 }
+
+type Read = Awaited<ReturnType<typeof read>>;
+/** Reads the product until `done` holds (or 5 s have passed), and answers the last read. */
+const readWhen = (app: ProductsApp, id: string, done: (r: Read) => boolean) =>
+  eventually(() => read(app, id), done);
 
 /** Another instance on the same database: the one that did not make the change. */
 beforeAll(async () => {
@@ -116,12 +121,7 @@ describe('the product cache', () => {
       body: updateBody(product.id, { precio: 6 }),
     });
     const started = performance.now();
-    expect(
-      await eventually(
-        () => read(other, product.id),
-        (r) => r.precio === 6,
-      ),
-    ).toEqual({
+    expect(await readWhen(other, product.id, (r) => r.precio === 6)).toEqual({
       status: 200,
       precio: 6,
     });
@@ -130,32 +130,11 @@ describe('the product cache', () => {
     );
 
     await ctx.db().pool.query('UPDATE productos SET precio = 7 WHERE id = $1', [product.id]);
-    expect(
-      (
-        await eventually(
-          () => read(other, product.id),
-          (r) => r.precio === 7,
-        )
-      ).precio,
-    ).toBe(7);
-    expect(
-      (
-        await eventually(
-          () => read(ctx.app(), product.id),
-          (r) => r.precio === 7,
-        )
-      ).precio,
-    ).toBe(7);
+    expect((await readWhen(other, product.id, (r) => r.precio === 7)).precio).toBe(7);
+    expect((await readWhen(ctx.app(), product.id, (r) => r.precio === 7)).precio).toBe(7);
 
     await ctx.db().pool.query('DELETE FROM productos WHERE id = $1', [product.id]);
-    expect(
-      (
-        await eventually(
-          () => read(other, product.id),
-          (r) => r.status === 404,
-        )
-      ).status,
-    ).toBe(404);
+    expect((await readWhen(other, product.id, (r) => r.status === 404)).status).toBe(404);
   });
 
   it('a truncate empties every instance’s cache', async () => {
@@ -175,12 +154,7 @@ describe('the product cache', () => {
     } finally {
       client.release();
     }
-    expect(
-      await eventually(
-        () => read(other, product.id),
-        (r) => r.precio === 9,
-      ),
-    ).toEqual({
+    expect(await readWhen(other, product.id, (r) => r.precio === 9)).toEqual({
       status: 200,
       precio: 9,
     });
@@ -197,10 +171,7 @@ describe('the product cache', () => {
         .db()
         .pool.query('UPDATE productos SET precio = $2 WHERE id = $1', [product.id, precio]);
       await Promise.all([...readers, write]);
-      await eventually(
-        () => read(other, product.id),
-        (r) => r.precio === precio,
-      );
+      await readWhen(other, product.id, (r) => r.precio === precio);
       // Settled: from now on, every read must answer this version.
       const after = await Promise.all(Array.from({ length: 8 }, () => read(other, product.id)));
       stale += after.filter((r) => r.precio !== precio).length;
@@ -271,7 +242,7 @@ describe('the cache on its own', () => {
       cache: ReturnType<typeof createProductCache>,
       listening: () => Promise<number | undefined>,
     ) => Promise<void>,
-    reconnectMs?: number,
+    overrides: Partial<ProductCacheOptions> = {},
   ) {
     const registry = new Registry();
     const cache = createProductCache({
@@ -280,7 +251,7 @@ describe('the cache on its own', () => {
       ttlMs: 60_000,
       log: pino({ level: 'silent' }),
       registry,
-      ...(reconnectMs === undefined ? {} : { reconnectMs }),
+      ...overrides,
     });
     const listening = async () =>
       (await registry.getSingleMetric('product_cache_listening')!.get()).values[0]?.value;
@@ -317,24 +288,27 @@ describe('the cache on its own', () => {
     }));
 
   it('answers every read from the database while its listener is down', () =>
-    withCache(async (cache, listening) => {
-      let loads = 0;
-      const load = async () => {
-        loads++;
-        return row('1.00');
-      };
-      await cache.read(1, load);
-      await cache.read(1, load);
-      expect(loads).toBe(1);
-      await ctx.db().pool.query(
-        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+    withCache(
+      async (cache, listening) => {
+        let loads = 0;
+        const load = async () => {
+          loads++;
+          return row('1.00');
+        };
+        await cache.read(1, load);
+        await cache.read(1, load);
+        expect(loads).toBe(1);
+        await ctx.db().pool.query(
+          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
           WHERE application_name = 'products-cache-listener' AND datname = current_database()`,
-      );
-      expect(await eventually(listening, (v) => v === 0)).toBe(0);
-      await cache.read(1, load);
-      await cache.read(1, load);
-      expect(loads).toBe(3);
-    }, 60_000));
+        );
+        expect(await eventually(listening, (v) => v === 0)).toBe(0);
+        await cache.read(1, load);
+        await cache.read(1, load);
+        expect(loads).toBe(3);
+      },
+      { reconnectMs: 60_000 },
+    ));
 
   it('notices a listener connection that went silent without closing, by its heartbeat', async () => {
     // A TCP relay to PostgreSQL that can stop passing bytes while keeping both connections open.
@@ -353,29 +327,20 @@ describe('the cache on its own', () => {
     await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
     const url = new URL(ctx.db().url);
     url.port = String((relay.address() as AddressInfo).port);
-    const registry = new Registry();
-    const cache = createProductCache({
-      databaseUrl: url.toString(),
-      size: 100,
-      ttlMs: 60_000,
-      log: pino({ level: 'silent' }),
-      registry,
-      heartbeatMs: 100,
-      reconnectMs: 60_000,
-    });
-    const listening = async () =>
-      (await registry.getSingleMetric('product_cache_listening')!.get()).values[0]?.value;
     try {
-      expect(await eventually(listening, (v) => v === 1)).toBe(1);
-      silent = true;
-      const started = performance.now();
-      expect(await eventually(listening, (v) => v === 0, 2_000)).toBe(0);
-      const ms = Math.round(performance.now() - started);
-      console.log(`[cache] a silent listener connection was given up after ${ms} ms (heartbeat 100 ms)`);
-      expect(ms).toBeLessThan(1_000);
+      await withCache(
+        async (_cache, listening) => {
+          silent = true;
+          const started = performance.now();
+          expect(await eventually(listening, (v) => v === 0, 2_000)).toBe(0);
+          const ms = Math.round(performance.now() - started);
+          console.log(`[cache] a silent listener connection was given up after ${ms} ms (heartbeat 100 ms)`);
+          expect(ms).toBeLessThan(1_000);
+        },
+        { databaseUrl: url.toString(), heartbeatMs: 100, reconnectMs: 60_000 },
+      );
     } finally {
       for (const socket of sockets) socket.destroy();
-      await cache.close();
       await new Promise((resolve) => relay.close(resolve));
     }
   });
