@@ -1,12 +1,22 @@
 /**
- * Group commit of a product's purchases: the ones that wait behind one in flight run in one
- * transaction, in arrival order, each granted or refused exactly as it would have been alone.
+ * Group commit: the purchases that arrive while a statement is being written are recorded together
+ * by the next one. Races guarded against: a batched purchase judged otherwise than it would have been
+ * alone (overselling, or a refusal that should have been a sale), a product's purchases overtaking
+ * each other, a batch recorded twice after a failure, two batches deadlocking, and one statement held
+ * up on a locked row holding up the whole instance.
  */
+import type { Queryable } from '@catalogo/kit/db';
+import type pg from 'pg';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/database.js';
-import { createPurchaseRecorder, MAX_BATCH } from '../src/purchases/purchases.batcher.js';
-import type { NewPurchase, PurchaseOutcome } from '../src/purchases/purchases.repository.js';
+import { createPurchaseRecorder, MAX_BATCH, STALL_MS } from '../src/purchases/purchases.batcher.js';
+import {
+  type NewPurchase,
+  type PurchaseOutcome,
+  recordPurchase,
+  recordPurchases,
+} from '../src/purchases/purchases.repository.js';
 
 let db: TestDatabase;
 beforeAll(async () => {
@@ -41,7 +51,8 @@ async function books(id: number) {
   return rows[0]!;
 }
 
-async function batches(registry: Registry): Promise<{ count: number; sum: number }> {
+/** Statements written, and the purchases they recorded. */
+async function statements(registry: Registry): Promise<{ count: number; sum: number }> {
   const values = (await registry.getSingleMetric('purchase_batch_size')!.get()).values as {
     metricName?: string;
     value: number;
@@ -53,12 +64,14 @@ async function batches(registry: Registry): Promise<{ count: number; sum: number
 const summary = (outcome: PurchaseOutcome) =>
   outcome.ok ? { ok: true, cantidad: outcome.purchase.cantidad, restante: outcome.restante } : outcome;
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 describe('the purchase recorder', () => {
-  it('runs the purchases that waited in one transaction, in arrival order, each judged as if alone', async () => {
+  it('records a purchase alone when idle, and those that arrive meanwhile together, each judged as if alone', async () => {
     const id = await stocked(5);
     const registry = new Registry();
     const recorder = createPurchaseRecorder(db.pool, registry);
-    // The first runs at once; the other three arrive while it is in flight and wait for it.
+    // The first is written at once; the other three arrive while it is in flight and wait for it.
     const outcomes = await Promise.all([4, 3, 1, 1].map((n) => recorder.record(buy(id, n))));
     expect(outcomes.map(summary)).toEqual([
       { ok: true, cantidad: 4, restante: 1 },
@@ -66,11 +79,44 @@ describe('the purchase recorder', () => {
       { ok: true, cantidad: 1, restante: 0 },
       { ok: false, disponible: 0 },
     ]);
-    expect(await batches(registry)).toEqual({ count: 1, sum: 3 });
+    expect(await statements(registry)).toEqual({ count: 2, sum: 4 });
     expect(await books(id)).toEqual({ stock: 0, sold: 5, rows: 2, events: 4 });
-    // The purchase that ran alone was recorded before the batch's.
+    // The purchase written alone was recorded before the batch's.
     const ok = outcomes.filter((o) => o.ok);
     expect(ok[1]!.purchase.id).toBeGreaterThan(ok[0]!.purchase.id);
+  });
+
+  it('the batch statement records exactly what the single statement does, row for row and event for event', async () => {
+    const [alone, batched] = [await stocked(6), await stocked(6)];
+    const asked = [2, 5, 1, 3, 3];
+    const one: PurchaseOutcome[] = [];
+    for (const n of asked) one.push(await recordPurchase(db.pool, buy(alone, n)));
+    const many = await recordPurchases(
+      db.pool,
+      asked.map((n) => buy(batched, n)),
+    );
+    // Everything but the ids, the product and the clock.
+    const comparable = (outcome: PurchaseOutcome) =>
+      outcome.ok
+        ? { ...outcome, purchase: { ...outcome.purchase, id: 0, producto_id: 0, created_at: '' } }
+        : outcome;
+    expect(many.map(comparable)).toEqual(one.map(comparable));
+    expect(many.map(summary)).toEqual([
+      { ok: true, cantidad: 2, restante: 4 },
+      { ok: false, disponible: 4 },
+      { ok: true, cantidad: 1, restante: 3 },
+      { ok: true, cantidad: 3, restante: 0 },
+      { ok: false, disponible: 0 },
+    ]);
+    const events = async (id: number) => {
+      const { rows } = await db.pool.query<{ type: string; data: Record<string, unknown> }>(
+        'SELECT type, data FROM outbox WHERE producto_id = $1 ORDER BY seq',
+        [id],
+      );
+      return rows.map(({ type, data }) => ({ type, data: { ...data, producto_id: 0, purchase_id: 0 } }));
+    };
+    expect(await events(batched)).toEqual(await events(alone));
+    expect(await books(batched)).toEqual(await books(alone));
   });
 
   it('never sells more than the stock, whatever the batches: 300 buyers of 1–3 units, stock 100', async () => {
@@ -80,14 +126,15 @@ describe('the purchase recorder', () => {
     const asked = Array.from({ length: 300 }, (_, i) => 1 + (i % 3));
     const outcomes = await Promise.all(asked.map((n) => recorder.record(buy(id, n))));
     const sold = outcomes.reduce((sum, o, i) => sum + (o.ok ? asked[i]! : 0), 0);
-    const { count, sum } = await batches(registry);
+    const { count, sum } = await statements(registry);
     console.log(
       `[batcher] 300 buyers, stock 100: ${outcomes.filter((o) => o.ok).length} granted (${sold} units) in ` +
-        `1 + ${count} commits (batches of ${(sum / count).toFixed(1)} on average, at most ${MAX_BATCH})`,
+        `${count} statements (${(sum / count).toFixed(1)} purchases each on average, at most ${MAX_BATCH})`,
     );
     expect(sold).toBe(100);
-    expect(count).toBeGreaterThanOrEqual(Math.ceil(299 / MAX_BATCH));
-    expect(sum).toBe(299);
+    expect(sum).toBe(300);
+    expect(count).toBeGreaterThanOrEqual(1 + Math.ceil(299 / MAX_BATCH));
+    expect(count).toBeLessThan(300);
     expect(await books(id)).toMatchObject({ stock: 0, sold: 100 });
     // Each refusal reports a stock too small for it.
     outcomes.forEach((o, i) => {
@@ -95,22 +142,23 @@ describe('the purchase recorder', () => {
     });
   });
 
-  it('a batch that fails is recorded again purchase by purchase: only the one at fault fails', async () => {
+  it('a batch PostgreSQL refuses is recorded again purchase by purchase: only the one at fault fails', async () => {
     const id = await stocked(10);
     const recorder = createPurchaseRecorder(db.pool);
     const first = recorder.record(buy(id, 1));
     // Waiting behind the first: a sound purchase, then one the database refuses (not a number).
     const sound = recorder.record(buy(id, 2));
-    const broken = recorder.record({ ...buy(id, 3), unitario: 'abc' });
+    // Its rejection is expected from the start: it may come before the others are awaited.
+    const broken = expect(recorder.record({ ...buy(id, 3), unitario: 'abc' })).rejects.toThrow(/numeric/);
     expect((await first).ok).toBe(true);
     expect(summary(await sound)).toEqual({ ok: true, cantidad: 2, restante: 7 });
-    await expect(broken).rejects.toThrow(/numeric/);
+    await broken;
     expect(await books(id)).toEqual({ stock: 7, sold: 3, rows: 2, events: 4 });
-    // The product is free again: the next purchase runs at once.
+    // The product is free again: the next purchase is written at once.
     expect(summary(await recorder.record(buy(id, 4)))).toEqual({ ok: true, cantidad: 4, restante: 3 });
   });
 
-  it('a batch whose commit fails is not recorded again: each of its purchases fails', async () => {
+  it('a batch whose commit PostgreSQL refuses rolled back, so it is recorded again purchase by purchase', async () => {
     // A check that only runs at commit: purchases of 13 units are refused there.
     await db.pool.query(`
       CREATE FUNCTION refuse_thirteen() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -125,12 +173,11 @@ describe('the purchase recorder', () => {
       const recorder = createPurchaseRecorder(db.pool);
       const first = recorder.record(buy(id, 1));
       const sound = recorder.record(buy(id, 2));
-      const refused = recorder.record(buy(id, 13));
+      const refused = expect(recorder.record(buy(id, 13))).rejects.toThrow(/thirteen/);
       expect((await first).ok).toBe(true);
-      // A failed commit may have committed: recording again could sell twice, so both fail.
-      await expect(sound).rejects.toThrow(/thirteen/);
-      await expect(refused).rejects.toThrow(/thirteen/);
-      expect(await books(id)).toEqual({ stock: 49, sold: 1, rows: 1, events: 2 });
+      expect(summary(await sound)).toEqual({ ok: true, cantidad: 2, restante: 47 });
+      await refused;
+      expect(await books(id)).toEqual({ stock: 47, sold: 3, rows: 2, events: 4 });
     } finally {
       await db.pool.query(
         'DROP TRIGGER refuse_thirteen ON historial_compras; DROP FUNCTION refuse_thirteen()',
@@ -138,29 +185,80 @@ describe('the purchase recorder', () => {
     }
   });
 
-  it('purchases of different products do not wait for each other', async () => {
-    const [a, b] = [await stocked(3), await stocked(3)];
-    const registry = new Registry();
-    const recorder = createPurchaseRecorder(db.pool, registry);
-    await Promise.all([recorder.record(buy(a, 1)), recorder.record(buy(b, 1))]);
-    expect(await batches(registry)).toEqual({ count: 0, sum: 0 });
+  it('a batch whose answer is lost may have committed: each of its purchases fails, none is recorded twice', async () => {
+    const id = await stocked(50);
+    // The batch statement commits, then the connection drops before its answer arrives.
+    const losesBatchAnswers = {
+      query: async (config: pg.QueryConfig) => {
+        const result = await db.pool.query(config);
+        if (config.name === 'purchases.record-many') throw new Error('Connection terminated unexpectedly');
+        return result;
+      },
+    } as unknown as Queryable;
+    const recorder = createPurchaseRecorder(losesBatchAnswers);
+    const first = recorder.record(buy(id, 1));
+    const batched = [2, 3].map((n) => expect(recorder.record(buy(id, n))).rejects.toThrow(/terminated/));
+    expect((await first).ok).toBe(true);
+    await Promise.all(batched);
+    expect(await books(id)).toEqual({ stock: 44, sold: 6, rows: 3, events: 6 });
   });
 
-  it('two instances batching the same products at once record every purchase', async () => {
+  it('a statement held up on a locked row does not hold up other products, nor let its product overtake it', async () => {
+    const [locked, free] = [await stocked(10), await stocked(10)];
+    const holder = await db.pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT 1 FROM inventario WHERE producto_id = $1 FOR UPDATE', [locked]);
+      const recorder = createPurchaseRecorder(db.pool);
+      const held = recorder.record(buy(locked, 1));
+      await sleep(5);
+      const later = recorder.record(buy(locked, 2));
+      const started = performance.now();
+      // Written once the held-up statement has stalled, beside it.
+      expect(summary(await recorder.record(buy(free, 1)))).toEqual({ ok: true, cantidad: 1, restante: 9 });
+      const waited = performance.now() - started;
+      console.log(`[batcher] a purchase of another product waited ${waited.toFixed(0)} ms for a held-up one`);
+      expect(waited).toBeLessThan(STALL_MS + 1_000);
+      expect(await Promise.race([held.then(() => 'done'), sleep(50).then(() => 'waiting')])).toBe('waiting');
+      await holder.query('ROLLBACK');
+      const [first, second] = [await held, await later];
+      expect(summary(first)).toEqual({ ok: true, cantidad: 1, restante: 9 });
+      expect(summary(second)).toEqual({ ok: true, cantidad: 2, restante: 7 });
+      expect(first.ok && second.ok && second.purchase.id > first.purchase.id).toBe(true);
+    } finally {
+      holder.release();
+    }
+  });
+
+  it('two instances batching the same products at once record every purchase, without a deadlock', async () => {
+    const deadlocks = async () =>
+      (
+        await db.pool.query<{ n: number }>(
+          'SELECT deadlocks::int AS n FROM pg_stat_database WHERE datname = current_database()',
+        )
+      ).rows[0]!.n;
+    const before = await deadlocks();
     const ids = await Promise.all(Array.from({ length: 8 }, () => stocked(1_000)));
-    const [one, two] = [createPurchaseRecorder(db.pool), createPurchaseRecorder(db.pool)];
+    const registries = [new Registry(), new Registry()] as const;
+    const [one, two] = registries.map((registry) => createPurchaseRecorder(db.pool, registry));
     // Each instance meets the products in an order of its own.
     const mine = Array.from({ length: 200 }, (_, i) => ids[(i * 3) % 8]!);
     const theirs = Array.from({ length: 200 }, (_, i) => ids[7 - ((i * 5) % 8)]!);
     const started = performance.now();
     const outcomes = await Promise.all([
-      ...mine.map((id) => one.record(buy(id, 1))),
-      ...theirs.map((id) => two.record(buy(id, 1))),
+      ...mine.map((id) => one!.record(buy(id, 1))),
+      ...theirs.map((id) => two!.record(buy(id, 1))),
     ]);
     const ms = Math.round(performance.now() - started);
-    console.log(`[batcher] 2 recorders × 200 purchases over 8 products in opposite orders: ${ms} ms`);
+    const count = (await statements(registries[0])).count + (await statements(registries[1])).count;
+    console.log(
+      `[batcher] 2 recorders × 200 purchases over 8 products in opposite orders: ${count} statements, ${ms} ms`,
+    );
     expect(outcomes.every((o) => o.ok)).toBe(true);
     const sold = await Promise.all(ids.map(async (id) => (await books(id)).sold));
     expect(sold.reduce((a, b) => a + b, 0)).toBe(400);
+    // pg_stat_database is updated when a backend reports its statistics: give it the time.
+    await sleep(700);
+    expect(await deadlocks()).toBe(before);
   });
 });

@@ -73,6 +73,33 @@ export async function recordPurchase(db: Queryable, p: NewPurchase): Promise<Pur
   return { ok: true, purchase: purchase as PurchaseRow, restante: restante! };
 }
 
+/**
+ * Several purchases with one round trip and one commit: `registrar_compras` (migration
+ * 1764500000000) runs the statement of `recordPurchase` for each, in the order given, so each is
+ * granted or refused on the stock the ones before it left, as if it had run alone. Atomic as a
+ * whole: when it throws, none of them was recorded — unless the connection was lost, when whether
+ * the statement committed is unknown.
+ */
+export async function recordPurchases(db: Queryable, purchases: NewPurchase[]): Promise<PurchaseOutcome[]> {
+  const { rows } = await db.query<
+    Partial<PurchaseRow> & { restante: number | null; disponible: number | null }
+  >({
+    name: 'purchases.record-many',
+    text: 'SELECT * FROM registrar_compras($1::int[], $2::int[], $3::numeric[], $4::numeric[])',
+    values: [
+      purchases.map((p) => p.productoId),
+      purchases.map((p) => p.cantidad),
+      purchases.map((p) => p.unitario),
+      purchases.map((p) => p.total),
+    ],
+  });
+  return rows.map(({ restante, disponible, ...purchase }) =>
+    restante === null
+      ? { ok: false, disponible: disponible! }
+      : { ok: true, purchase: purchase as PurchaseRow, restante },
+  );
+}
+
 export async function findPurchase(db: Queryable, id: number): Promise<PurchaseRow | undefined> {
   const { rows } = await db.query<PurchaseRow>(`SELECT ${COLUMNS} FROM historial_compras WHERE id = $1`, [
     id,
