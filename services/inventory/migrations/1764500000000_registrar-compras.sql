@@ -8,12 +8,19 @@
 -- (a fresh snapshot) for the 409's `meta.disponible`. One row per purchase comes back, in order.
 -- Both must stay the same statement: the tests record the same purchases both ways and compare.
 --
--- PL/pgSQL, not SQL: its statements are planned once per connection and reused, where a SQL function
--- would be planned again on every call.
+-- PL/pgSQL, not SQL: its statements are planned once per connection and reused (a SQL function's are
+-- planned again on every call before PostgreSQL 18).
+--
+-- lock_timeout: a batch waiting on a row lock held elsewhere (an operator's open transaction, say)
+-- holds up every purchase in it, of every product, and keeps the rows it already updated locked. Past
+-- 200 ms it gives up (55P03) and rolls back, and the service records those purchases one by one, so
+-- only the locked product's purchases wait for the lock.
 CREATE FUNCTION registrar_compras(p_producto int[], p_cantidad int[], p_unitario numeric[], p_total numeric[])
 RETURNS TABLE (id int, producto_id int, cantidad int, precio_unitario numeric, total numeric,
                created_at timestamp, restante int, disponible int)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET lock_timeout = '200ms'
+AS $$
 #variable_conflict use_column
 BEGIN
   FOR i IN 1 .. cardinality(p_producto) LOOP

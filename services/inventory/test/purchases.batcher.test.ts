@@ -5,7 +5,6 @@
  * each other, a batch recorded twice after a failure, two batches deadlocking, and one statement held
  * up on a locked row holding up the whole instance.
  */
-import type { Queryable } from '@catalogo/kit/db';
 import type pg from 'pg';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -158,6 +157,42 @@ describe('the purchase recorder', () => {
     expect(summary(await recorder.record(buy(id, 4)))).toEqual({ ok: true, cantidad: 4, restante: 3 });
   });
 
+  it("after a refused batch, each product's purchases are recorded again one after another, in arrival order", async () => {
+    const other = await stocked(10);
+    const ids = [await stocked(5), await stocked(5), await stocked(5), await stocked(5)];
+    // Watches the purchases recorded one by one: two of one product must never be in flight at once.
+    const inFlight = new Map<number, number>();
+    let overlapped = false;
+    const watched = {
+      query: async (config: pg.QueryConfig<[number]>, values?: unknown[]) => {
+        if (config.name !== 'purchases.record') return db.pool.query(config, values);
+        const id = config.values![0];
+        inFlight.set(id, (inFlight.get(id) ?? 0) + 1);
+        overlapped ||= inFlight.get(id)! > 1;
+        try {
+          return await db.pool.query(config);
+        } finally {
+          inFlight.set(id, inFlight.get(id)! - 1);
+        }
+      },
+    } as unknown as pg.Pool;
+    const recorder = createPurchaseRecorder(watched);
+    const first = recorder.record(buy(other, 1));
+    // One batch: a purchase the database refuses, then for each product five purchases whose
+    // outcomes depend on their order (recorded out of order, a 1 can take stock the 5 needed).
+    const broken = expect(recorder.record({ ...buy(other, 1), unitario: 'abc' })).rejects.toThrow(/numeric/);
+    const ordered = ids.map((id) => [5, 1, 1, 1, 1].map((n) => recorder.record(buy(id, n))));
+    expect((await first).ok).toBe(true);
+    await broken;
+    for (const outcomes of ordered) {
+      expect((await Promise.all(outcomes)).map(summary)).toEqual([
+        { ok: true, cantidad: 5, restante: 0 },
+        ...Array.from({ length: 4 }, () => ({ ok: false, disponible: 0 })),
+      ]);
+    }
+    expect(overlapped).toBe(false);
+  });
+
   it('a batch whose commit PostgreSQL refuses rolled back, so it is recorded again purchase by purchase', async () => {
     // A check that only runs at commit: purchases of 13 units are refused there.
     await db.pool.query(`
@@ -194,7 +229,7 @@ describe('the purchase recorder', () => {
         if (config.name === 'purchases.record-many') throw new Error('Connection terminated unexpectedly');
         return result;
       },
-    } as unknown as Queryable;
+    } as unknown as pg.Pool;
     const recorder = createPurchaseRecorder(losesBatchAnswers);
     const first = recorder.record(buy(id, 1));
     const batched = [2, 3].map((n) => expect(recorder.record(buy(id, n))).rejects.toThrow(/terminated/));
@@ -225,6 +260,35 @@ describe('the purchase recorder', () => {
       expect(summary(first)).toEqual({ ok: true, cantidad: 1, restante: 9 });
       expect(summary(second)).toEqual({ ok: true, cantidad: 2, restante: 7 });
       expect(first.ok && second.ok && second.purchase.id > first.purchase.id).toBe(true);
+    } finally {
+      holder.release();
+    }
+  });
+
+  it('a batch that waits too long for a locked row gives it up: the other products in it are recorded at once', async () => {
+    const [first, locked, free] = [await stocked(10), await stocked(10), await stocked(10)];
+    const holder = await db.pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT 1 FROM inventario WHERE producto_id = $1 FOR UPDATE', [locked]);
+      const registry = new Registry();
+      const recorder = createPurchaseRecorder(db.pool, registry);
+      const alone = recorder.record(buy(first, 1));
+      // One batch behind it, sorted by product: the locked row first, then the free one.
+      const held = recorder.record(buy(locked, 1));
+      const started = performance.now();
+      expect(summary(await recorder.record(buy(free, 1)))).toEqual({ ok: true, cantidad: 1, restante: 9 });
+      const waited = performance.now() - started;
+      console.log(
+        `[batcher] a purchase batched with a locked row was recorded after ${waited.toFixed(0)} ms`,
+      );
+      expect((await alone).ok).toBe(true);
+      expect(await statements(registry)).toEqual({ count: 2, sum: 3 });
+      expect(waited).toBeLessThan(1_500);
+      expect(await Promise.race([held.then(() => 'done'), sleep(50).then(() => 'waiting')])).toBe('waiting');
+      await holder.query('ROLLBACK');
+      expect(summary(await held)).toEqual({ ok: true, cantidad: 1, restante: 9 });
+      expect(await books(locked)).toEqual({ stock: 9, sold: 1, rows: 1, events: 2 });
     } finally {
       holder.release();
     }

@@ -76,16 +76,17 @@ export async function recordPurchase(db: Queryable, p: NewPurchase): Promise<Pur
 /**
  * Several purchases with one round trip and one commit: `registrar_compras` (migration
  * 1764500000000) runs the statement of `recordPurchase` for each, in the order given, so each is
- * granted or refused on the stock the ones before it left, as if it had run alone. Atomic as a
- * whole: when it throws, none of them was recorded — unless the connection was lost, when whether
- * the statement committed is unknown.
+ * granted or refused on the stock the ones before it of its product left, as if it had run alone.
+ * Atomic as a whole: when PostgreSQL refuses it, none of them was recorded; when the connection is
+ * lost, whether it committed is unknown. It gives up a row lock it waits for longer than 200 ms.
  */
 export async function recordPurchases(db: Queryable, purchases: NewPurchase[]): Promise<PurchaseOutcome[]> {
   const { rows } = await db.query<
     Partial<PurchaseRow> & { restante: number | null; disponible: number | null }
   >({
     name: 'purchases.record-many',
-    text: 'SELECT * FROM registrar_compras($1::int[], $2::int[], $3::numeric[], $4::numeric[])',
+    text: `SELECT ${COLUMNS}, restante, disponible
+           FROM registrar_compras($1::int[], $2::int[], $3::numeric[], $4::numeric[])`,
     values: [
       purchases.map((p) => p.productoId),
       purchases.map((p) => p.cantidad),
@@ -93,6 +94,10 @@ export async function recordPurchases(db: Queryable, purchases: NewPurchase[]): 
       purchases.map((p) => p.total),
     ],
   });
+  // One row per purchase, in order: anything else would hand a purchase another's outcome.
+  if (rows.length !== purchases.length) {
+    throw new Error(`registrar_compras answered ${rows.length} rows for ${purchases.length} purchases`);
+  }
   return rows.map(({ restante, disponible, ...purchase }) =>
     restante === null
       ? { ok: false, disponible: disponible! }

@@ -20,7 +20,7 @@ export type PurchaseOutcomeLabel =
 
 export interface PurchaseDeps {
   pool: pg.Pool;
-  /** Records unkeyed purchases, batching those of a product bought by many at once. */
+  /** Records unkeyed purchases, those that arrive together in one statement (group commit). */
   recorder: PurchaseRecorder;
   products: ProductsClient;
   outcomes: Counter<'outcome'>;
