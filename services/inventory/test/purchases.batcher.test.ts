@@ -9,7 +9,12 @@ import type pg from 'pg';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/database.js';
-import { createPurchaseRecorder, MAX_BATCH, STALL_MS } from '../src/purchases/purchases.batcher.js';
+import {
+  createPurchaseRecorder,
+  MAX_BATCH,
+  MAX_STATEMENTS,
+  STALL_MS,
+} from '../src/purchases/purchases.batcher.js';
 import {
   type NewPurchase,
   type PurchaseOutcome,
@@ -158,7 +163,7 @@ describe('the purchase recorder', () => {
   });
 
   it("after a refused batch, each product's purchases are recorded again one after another, in arrival order", async () => {
-    const other = await stocked(10);
+    const [other, refused] = [await stocked(10), await stocked(10)];
     const ids = [await stocked(5), await stocked(5), await stocked(5), await stocked(5)];
     // Watches the purchases recorded one by one: two of one product must never be in flight at once.
     const inFlight = new Map<number, number>();
@@ -176,11 +181,14 @@ describe('the purchase recorder', () => {
         }
       },
     } as unknown as pg.Pool;
-    const recorder = createPurchaseRecorder(watched);
+    const registry = new Registry();
+    const recorder = createPurchaseRecorder(watched, registry);
     const first = recorder.record(buy(other, 1));
     // One batch: a purchase the database refuses, then for each product five purchases whose
     // outcomes depend on their order (recorded out of order, a 1 can take stock the 5 needed).
-    const broken = expect(recorder.record({ ...buy(other, 1), unitario: 'abc' })).rejects.toThrow(/numeric/);
+    const broken = expect(recorder.record({ ...buy(refused, 1), unitario: 'abc' })).rejects.toThrow(
+      /numeric/,
+    );
     const ordered = ids.map((id) => [5, 1, 1, 1, 1].map((n) => recorder.record(buy(id, n))));
     expect((await first).ok).toBe(true);
     await broken;
@@ -191,6 +199,8 @@ describe('the purchase recorder', () => {
       ]);
     }
     expect(overlapped).toBe(false);
+    // The first alone, the batch of 21 refused, then each of its purchases alone.
+    expect(await statements(registry)).toEqual({ count: 23, sum: 43 });
   });
 
   it('a batch whose commit PostgreSQL refuses rolled back, so it is recorded again purchase by purchase', async () => {
@@ -283,12 +293,44 @@ describe('the purchase recorder', () => {
         `[batcher] a purchase batched with a locked row was recorded after ${waited.toFixed(0)} ms`,
       );
       expect((await alone).ok).toBe(true);
-      expect(await statements(registry)).toEqual({ count: 2, sum: 3 });
+      // The first alone, the batch of two that gave the lock up, then each of them alone.
+      expect(await statements(registry)).toEqual({ count: 4, sum: 5 });
       expect(waited).toBeLessThan(1_500);
       expect(await Promise.race([held.then(() => 'done'), sleep(50).then(() => 'waiting')])).toBe('waiting');
       await holder.query('ROLLBACK');
       expect(summary(await held)).toEqual({ ok: true, cantidad: 1, restante: 9 });
       expect(await books(locked)).toEqual({ stock: 9, sold: 1, rows: 1, events: 2 });
+    } finally {
+      holder.release();
+    }
+  });
+
+  it('takes at most MAX_STATEMENTS connections, however many rows are locked elsewhere', async () => {
+    const ids = await Promise.all(Array.from({ length: 8 }, () => stocked(10)));
+    let active = 0;
+    let most = 0;
+    const counted = {
+      query: async (config: pg.QueryConfig, values?: unknown[]) => {
+        most = Math.max(most, ++active);
+        try {
+          return await db.pool.query(config, values);
+        } finally {
+          active -= 1;
+        }
+      },
+    } as unknown as pg.Pool;
+    const holder = await db.pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT 1 FROM inventario WHERE producto_id = ANY($1::int[]) FOR UPDATE', [ids]);
+      const recorder = createPurchaseRecorder(counted);
+      const outcomes = ids.map((id) => recorder.record(buy(id, 1)));
+      await sleep(1_000);
+      expect(most).toBe(MAX_STATEMENTS);
+      await holder.query('ROLLBACK');
+      expect((await Promise.all(outcomes)).map(summary)).toEqual(
+        ids.map(() => ({ ok: true, cantidad: 1, restante: 9 })),
+      );
     } finally {
       holder.release();
     }

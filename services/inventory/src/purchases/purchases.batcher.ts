@@ -11,6 +11,11 @@ import {
 export const MAX_BATCH = 32;
 /** A statement in flight for longer than this is waiting (for a row lock, most likely), not writing. */
 export const STALL_MS = 50;
+/**
+ * Statements in flight at most, stalled ones included: what this instance's purchases may take of
+ * the pool it shares with every other route and the health check, however many rows are locked.
+ */
+export const MAX_STATEMENTS = 4;
 
 export interface PurchaseRecorder {
   /** Records a purchase exactly as `recordPurchase` does, possibly in one statement with others. */
@@ -21,18 +26,27 @@ interface Waiting {
   purchase: NewPurchase;
   resolve: (outcome: PurchaseOutcome) => void;
   reject: (err: unknown) => void;
+  /** From a batch PostgreSQL refused: recorded by a statement of its own. */
+  alone?: true;
 }
 
 /**
- * True when PostgreSQL itself refused the statement with an ERROR, which rolls back the statement's
- * implicit transaction: nothing of it was recorded. Not for a lost or broken connection (class 08,
- * a FATAL, or the driver's own errors): the commit may have happened before the answer was lost.
+ * SQLSTATE classes that can come with a session lost or cut short, where the outcome of the
+ * statement is unknown: connection (08), insufficient resources (53), operator intervention (57),
+ * system (58), internal (XX).
+ */
+const OUTCOME_UNKNOWN = /^(08|53|57|58|XX)/;
+
+/**
+ * True when PostgreSQL refused the statement, which rolls back the statement's implicit transaction:
+ * nothing of it was recorded. Decided by the SQLSTATE (the severity text is localised); not for a
+ * lost or broken connection, nor the driver's own errors (no SQLSTATE), where the commit may have
+ * happened before the answer was lost.
  */
 const rolledBack = (err: unknown) =>
   err instanceof pg.DatabaseError &&
-  err.severity === 'ERROR' &&
-  !err.code?.startsWith('08') &&
-  !err.code?.startsWith('XX');
+  /^[0-9A-Z]{5}$/.test(err.code ?? '') &&
+  !OUTCOME_UNKNOWN.test(err.code ?? '');
 
 /**
  * Group commit. Most of what a purchase costs the database and this process is paid per statement:
@@ -48,23 +62,24 @@ const rolledBack = (err: unknown) =>
  *
  * A row lock held elsewhere (another instance's purchase, an adjustment, an operator's open
  * transaction) must not hold up the instance. A statement in flight for longer than STALL_MS stops
- * counting as the one being written, and the next batch starts beside it; products of a statement
- * still in flight stay out of new batches until it ends, so their purchases never overtake each
- * other. And a batch gives up a row lock it has waited for too long (the function's `lock_timeout`),
- * so the purchases of other products in it are not held up with it.
+ * counting as the one being written, and the next starts beside it, up to MAX_STATEMENTS; products of
+ * a statement still in flight stay out of new ones until it ends, so their purchases never overtake
+ * each other. And a batch gives up a row lock it has waited for too long (the function's
+ * `lock_timeout`), so the purchases of other products in it are not held up with it.
  *
  * A batch that PostgreSQL refuses (that lock timeout, a value it rejects) rolled back: nothing of it
- * was recorded, so its purchases are recorded again each on its own — a product's one after another,
- * in arrival order; different products concurrently — and one that cannot be recorded fails alone.
- * A batch that fails otherwise (the connection lost) may or may not have committed, so each of its
+ * was recorded. Its purchases go back to the head of the queue and are recorded by statements of their
+ * own, before any later purchase of their products, so one that cannot be recorded fails alone. A
+ * batch that fails otherwise (the connection lost) may or may not have committed, so each of its
  * purchases fails, as a single purchase would, rather than risk selling twice.
  *
  * `pool` must be a pool: the batch relies on each statement being its own transaction.
  */
 export function createPurchaseRecorder(pool: pg.Pool, registry?: Registry): PurchaseRecorder {
   let queue: Waiting[] = [];
-  // Products with a statement in flight, or purchases being recorded again after a refused batch.
+  // Products with a statement in flight.
   const busy = new Set<number>();
+  let inFlight = 0;
   // Statements in flight that have not stalled: at most one.
   let writing = 0;
   const batchSizes = new Histogram({
@@ -75,45 +90,27 @@ export function createPurchaseRecorder(pool: pg.Pool, registry?: Registry): Purc
   });
 
   function nextBatch(): Waiting[] {
-    const batch: Waiting[] = [];
-    const rest: Waiting[] = [];
-    for (const waiting of queue) {
-      const free = batch.length < MAX_BATCH && !busy.has(waiting.purchase.productoId);
-      (free ? batch : rest).push(waiting);
+    // A purchase of a refused batch first, alone. Only when every product with one left is busy does
+    // a batch form, and then without those products: their later purchases never go first.
+    const again = queue.findIndex((w) => w.alone && !busy.has(w.purchase.productoId));
+    const batch = again >= 0 ? queue.splice(again, 1) : [];
+    if (batch.length === 0) {
+      const rest: Waiting[] = [];
+      for (const waiting of queue) {
+        const free = batch.length < MAX_BATCH && !busy.has(waiting.purchase.productoId);
+        (free ? batch : rest).push(waiting);
+      }
+      queue = rest;
     }
-    queue = rest;
     for (const waiting of batch) busy.add(waiting.purchase.productoId);
     // A stable sort: a product's purchases stay in arrival order.
     return batch.sort((a, b) => a.purchase.productoId - b.purchase.productoId);
   }
 
-  const recordAlone = ({ purchase, resolve, reject }: Waiting) =>
-    recordPurchase(pool, purchase).then(resolve, reject);
-
-  function release(productoIds: Iterable<number>): void {
-    for (const productoId of productoIds) busy.delete(productoId);
-    pump();
-  }
-
-  function recordEachAgain(batch: Waiting[]): void {
-    const byProduct = new Map<number, Waiting[]>();
-    for (const waiting of batch) {
-      const id = waiting.purchase.productoId;
-      byProduct.set(id, [...(byProduct.get(id) ?? []), waiting]);
-    }
-    for (const [productoId, purchases] of byProduct) {
-      void (async () => {
-        for (const waiting of purchases) await recordAlone(waiting);
-      })().finally(() => release([productoId]));
-    }
-  }
-
-  /** Records the batch; resolves when its statement has ended, not the purchases recorded again. */
   async function write(batch: Waiting[]): Promise<void> {
-    const products = new Set(batch.map((waiting) => waiting.purchase.productoId));
     if (batch.length === 1) {
-      await recordAlone(batch[0]!);
-      return release(products);
+      const [{ purchase, resolve, reject }] = batch as [Waiting];
+      return recordPurchase(pool, purchase).then(resolve, reject);
     }
     try {
       const outcomes = await recordPurchases(
@@ -122,18 +119,22 @@ export function createPurchaseRecorder(pool: pg.Pool, registry?: Registry): Purc
       );
       for (const [index, waiting] of batch.entries()) waiting.resolve(outcomes[index]!);
     } catch (err) {
-      if (rolledBack(err)) return recordEachAgain(batch);
-      for (const waiting of batch) waiting.reject(err);
+      if (!rolledBack(err)) {
+        for (const waiting of batch) waiting.reject(err);
+        return;
+      }
+      for (const waiting of batch) waiting.alone = true;
+      queue.unshift(...batch);
     }
-    release(products);
   }
 
   function pump(): void {
-    while (writing === 0 && queue.length > 0) {
+    while (writing === 0 && inFlight < MAX_STATEMENTS && queue.length > 0) {
       const batch = nextBatch();
       if (batch.length === 0) return;
       batchSizes.observe(batch.length);
       writing += 1;
+      inFlight += 1;
       let stalled = false;
       const stall = setTimeout(() => {
         stalled = true;
@@ -142,10 +143,10 @@ export function createPurchaseRecorder(pool: pg.Pool, registry?: Registry): Purc
       }, STALL_MS);
       void write(batch).finally(() => {
         clearTimeout(stall);
-        if (!stalled) {
-          writing -= 1;
-          pump();
-        }
+        if (!stalled) writing -= 1;
+        inFlight -= 1;
+        for (const waiting of batch) busy.delete(waiting.purchase.productoId);
+        pump();
       });
     }
   }
