@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { withDeadline } from '@catalogo/kit/deadline';
 import { serviceUnavailable } from '@catalogo/kit/errors';
 import {
   BrokenCircuitError,
@@ -33,7 +34,6 @@ const UNAVAILABLE = 'Servicio de productos no disponible';
 
 const isTransient = (err: Error) => err instanceof TransientProductsError || isConnectionError(err);
 
-/** A timed-out attempt is one too: its request is aborted (UND_ERR_ABORTED). */
 function isConnectionError(err: Error): boolean {
   const code = (err as { code?: unknown }).code;
   return typeof code === 'string' && (code.startsWith('UND_ERR') || code.startsWith('E'));
@@ -106,20 +106,12 @@ export function createProductsClient(config: ProductsClientConfig, log: Logger):
    * takes an EventEmitter as the abort signal: an AbortSignal per attempt (cockatiel's timeout
    * policy) cost ~50 µs of CPU per purchase, as much as the request itself; this costs a few.
    */
-  async function fetchOnce(id: number, requestId: string) {
+  function fetchOnce(id: number, requestId: string) {
     const cancel = new EventEmitter();
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        cancel.emit('abort');
-        reject(new TransientProductsError(`Products did not answer within ${config.timeoutMs} ms`));
-      }, config.timeoutMs);
+    return withDeadline(requestProduct(id, requestId, cancel), config.timeoutMs, () => {
+      cancel.emit('abort');
+      return new TransientProductsError(`Products did not answer within ${config.timeoutMs} ms`);
     });
-    try {
-      return await Promise.race([requestProduct(id, requestId, cancel), expired]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   async function requestProduct(id: number, requestId: string, signal: EventEmitter) {

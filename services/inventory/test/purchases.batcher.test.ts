@@ -68,6 +68,15 @@ async function statements(registry: Registry): Promise<{ count: number; sum: num
 const summary = (outcome: PurchaseOutcome) =>
   outcome.ok ? { ok: true, cantidad: outcome.purchase.cantidad, restante: outcome.restante } : outcome;
 
+/** The test database's pool, each query of it passed through `around`, which runs it with `run`. */
+const poolThrough = (
+  around: (config: pg.QueryConfig, run: () => Promise<pg.QueryResult>) => Promise<pg.QueryResult>,
+) =>
+  ({
+    query: (config: pg.QueryConfig, values?: unknown[]) =>
+      around(config, () => db.pool.query(config, values)),
+  }) as unknown as pg.Pool;
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('the purchase recorder', () => {
@@ -168,19 +177,17 @@ describe('the purchase recorder', () => {
     // Watches the purchases recorded one by one: two of one product must never be in flight at once.
     const inFlight = new Map<number, number>();
     let overlapped = false;
-    const watched = {
-      query: async (config: pg.QueryConfig<[number]>, values?: unknown[]) => {
-        if (config.name !== 'purchases.record') return db.pool.query(config, values);
-        const id = config.values![0];
-        inFlight.set(id, (inFlight.get(id) ?? 0) + 1);
-        overlapped ||= inFlight.get(id)! > 1;
-        try {
-          return await db.pool.query(config);
-        } finally {
-          inFlight.set(id, inFlight.get(id)! - 1);
-        }
-      },
-    } as unknown as pg.Pool;
+    const watched = poolThrough(async (config, run) => {
+      if (config.name !== 'purchases.record') return run();
+      const id = config.values![0] as number;
+      inFlight.set(id, (inFlight.get(id) ?? 0) + 1);
+      overlapped ||= inFlight.get(id)! > 1;
+      try {
+        return await run();
+      } finally {
+        inFlight.set(id, inFlight.get(id)! - 1);
+      }
+    });
     const registry = new Registry();
     const recorder = createPurchaseRecorder(watched, registry);
     const first = recorder.record(buy(other, 1));
@@ -233,13 +240,11 @@ describe('the purchase recorder', () => {
   it('a batch whose answer is lost may have committed: each of its purchases fails, none is recorded twice', async () => {
     const id = await stocked(50);
     // The batch statement commits, then the connection drops before its answer arrives.
-    const losesBatchAnswers = {
-      query: async (config: pg.QueryConfig) => {
-        const result = await db.pool.query(config);
-        if (config.name === 'purchases.record-many') throw new Error('Connection terminated unexpectedly');
-        return result;
-      },
-    } as unknown as pg.Pool;
+    const losesBatchAnswers = poolThrough(async (config, run) => {
+      const result = await run();
+      if (config.name === 'purchases.record-many') throw new Error('Connection terminated unexpectedly');
+      return result;
+    });
     const recorder = createPurchaseRecorder(losesBatchAnswers);
     const first = recorder.record(buy(id, 1));
     const batched = [2, 3].map((n) => expect(recorder.record(buy(id, n))).rejects.toThrow(/terminated/));
@@ -309,16 +314,14 @@ describe('the purchase recorder', () => {
     const ids = await Promise.all(Array.from({ length: 8 }, () => stocked(10)));
     let active = 0;
     let most = 0;
-    const counted = {
-      query: async (config: pg.QueryConfig, values?: unknown[]) => {
-        most = Math.max(most, ++active);
-        try {
-          return await db.pool.query(config, values);
-        } finally {
-          active -= 1;
-        }
-      },
-    } as unknown as pg.Pool;
+    const counted = poolThrough(async (_config, run) => {
+      most = Math.max(most, ++active);
+      try {
+        return await run();
+      } finally {
+        active -= 1;
+      }
+    });
     const holder = await db.pool.connect();
     try {
       await holder.query('BEGIN');

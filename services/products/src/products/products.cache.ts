@@ -1,3 +1,4 @@
+import { withDeadline } from '@catalogo/kit/deadline';
 import { LRUCache } from 'lru-cache';
 import pg from 'pg';
 import type { Logger } from 'pino';
@@ -158,16 +159,14 @@ export function createProductCache(options: ProductCacheOptions): ProductCache {
 
   /** A probe that fails, or does not answer within `heartbeatMs`, counts as the connection lost. */
   async function probe(probed: pg.Client) {
-    let timer: NodeJS.Timeout | undefined;
-    const silent = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${heartbeatMs} ms`)), heartbeatMs);
-    });
     try {
-      await Promise.race([probed.query('SELECT 1'), silent]);
+      await withDeadline(
+        probed.query('SELECT 1'),
+        heartbeatMs,
+        () => new Error(`no answer within ${heartbeatMs} ms`),
+      );
     } catch (err) {
       if (client === probed) lost(err as Error);
-    } finally {
-      clearTimeout(timer);
     }
   }
 
