@@ -20,7 +20,7 @@ import type { ProductsClientConfig } from './config.js';
 export interface ProductResource {
   type: 'products';
   id: string;
-  attributes: { precio: number; nombre: string; [name: string]: unknown };
+  attributes: { precio: number; nombre: string; created_at: string; [name: string]: unknown };
   [member: string]: unknown;
 }
 
@@ -45,7 +45,8 @@ function isProductResource(value: unknown): value is ProductResource {
     data?.type === 'products' &&
     typeof data.id === 'string' &&
     typeof data.attributes?.precio === 'number' &&
-    data.attributes.precio > 0
+    data.attributes.precio > 0 &&
+    typeof data.attributes.created_at === 'string'
   );
 }
 

@@ -19,6 +19,7 @@ import {
   API_KEY,
   buildInventory,
   createProductIn,
+  fakeProduct,
   headers,
   JSONAPI,
   purchaseBody,
@@ -356,7 +357,7 @@ describe('Products unavailable', () => {
       res.end(
         JSON.stringify(
           fake.status === 200
-            ? { data: { type: 'products', id, attributes: { nombre: 'Falso', precio: fake.precio } } }
+            ? { data: fakeProduct(Number(id), fake.precio) }
             : { errors: [{ status: String(fake.status), title: 'x', detail: 'x' }] },
         ),
       );

@@ -144,12 +144,18 @@ describe('GET /api/inventory/{id}', () => {
     });
   });
 
-  it('answers cantidad 0 for a product without an inventory row, and creates none', async () => {
+  it('answers cantidad 0 since the product was created for a product without an inventory row, and creates none', async () => {
     const id = await ctx.createProduct(3);
     const res = await get(`/api/inventory/${id}`);
     expect(res.statusCode).toBe(200);
-    expect(res.json().data.attributes).toMatchObject({ producto_id: id, cantidad: 0 });
-    expect(res.json().included[0].id).toBe(String(id));
+    const product = res.json().included[0];
+    expect(product.id).toBe(String(id));
+    expect(res.json().data.attributes).toEqual({
+      producto_id: id,
+      cantidad: 0,
+      updated_at: product.attributes.created_at,
+    });
+    expect(product.attributes.created_at).toMatch(ISO_UTC);
     expect(await stockOf(ctx.db(), id)).toBeUndefined();
   });
 

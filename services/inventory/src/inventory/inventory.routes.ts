@@ -29,16 +29,12 @@ export const INSUFFICIENT = 'Inventario insuficiente';
 
 export function toInventoryResource(
   productoId: number,
-  row: Pick<repo.InventoryRow, 'cantidad' | 'updated_at'> | undefined,
+  row: Pick<repo.InventoryRow, 'cantidad' | 'updated_at'>,
 ): InventoryResourceT {
   return {
     type: INVENTORY_TYPE,
     id: String(productoId),
-    attributes: {
-      producto_id: productoId,
-      cantidad: row?.cantidad ?? 0,
-      updated_at: row?.updated_at ?? null,
-    },
+    attributes: { producto_id: productoId, cantidad: row.cantidad, updated_at: row.updated_at },
     relationships: { product: { data: { type: 'products', id: String(productoId) } } },
     links: { self: `${BASE}/${productoId}` },
   };
@@ -113,7 +109,9 @@ export function inventoryRoutes({ pool, products }: InventoryDeps) {
           productOr404(id, request.id),
           repo.findInventory(pool, id),
         ]);
-        return single(toInventoryResource(id, row), product);
+        // No row: the quantity has been 0 since the product was created, so that is when it last changed.
+        const stock = row ?? { cantidad: 0, updated_at: product.attributes.created_at };
+        return single(toInventoryResource(id, stock), product);
       },
     );
 

@@ -51,7 +51,7 @@ export const InventoryResource = Type.Object(
     attributes: Type.Object({
       producto_id: Type.Integer(),
       cantidad: Type.Integer(),
-      updated_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+      updated_at: Type.String({ format: 'date-time' }),
     }),
     relationships: Type.Object({ product: Relationship('products') }),
     links: SelfLinks,
