@@ -25,6 +25,7 @@ export async function buildApp(config: ProductsConfig, logger: Logger): Promise<
     databaseUrl: config.databaseUrl,
     size: config.productCacheSize,
     ttlMs: config.productCacheTtlMs,
+    pageBytes: config.productPageCacheBytes,
     log: logger,
     registry: metrics.registry,
   });

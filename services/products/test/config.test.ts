@@ -31,15 +31,20 @@ describe('loadConfig', () => {
     expect(loadConfig({ DATABASE_URL, DATABASE_POOL_MAX: '25' }).databasePoolMax).toBe(25);
   });
 
-  it('keeps up to 10 000 products for at most 30 s in memory unless told otherwise', () => {
+  it('keeps up to 10 000 products and 16 MiB of pages for at most 30 s in memory unless told otherwise', () => {
     expect(loadConfig({ DATABASE_URL })).toMatchObject({
       productCacheSize: 10_000,
       productCacheTtlMs: 30_000,
+      productPageCacheBytes: 16 * 1024 * 1024,
     });
-    expect(loadConfig({ DATABASE_URL, PRODUCT_CACHE_SIZE: '0', PRODUCT_CACHE_TTL_MS: '500' })).toMatchObject({
-      productCacheSize: 0,
-      productCacheTtlMs: 500,
-    });
+    expect(
+      loadConfig({
+        DATABASE_URL,
+        PRODUCT_CACHE_SIZE: '0',
+        PRODUCT_CACHE_TTL_MS: '500',
+        PRODUCT_PAGE_CACHE_MB: '0',
+      }),
+    ).toMatchObject({ productCacheSize: 0, productCacheTtlMs: 500, productPageCacheBytes: 0 });
   });
 
   it.each([
@@ -47,6 +52,8 @@ describe('loadConfig', () => {
     ['PRODUCT_CACHE_SIZE', 'lots'],
     ['PRODUCT_CACHE_TTL_MS', '0'],
     ['PRODUCT_CACHE_TTL_MS', '1.5'],
+    ['PRODUCT_PAGE_CACHE_MB', '-1'],
+    ['PRODUCT_PAGE_CACHE_MB', '65537'],
   ])('refuses %s=%j', (name, value) => {
     expect(problemsOf({ DATABASE_URL, [name]: value })).toEqual([expect.stringContaining(name)]);
   });

@@ -62,10 +62,42 @@ type Read = Awaited<ReturnType<typeof read>>;
 const readWhen = (app: ProductsApp, id: string, done: (r: Read) => boolean) =>
   eventually(() => read(app, id), done);
 
+let tags = 0;
+/** A name no other test's products contain, so a page filtered by it holds only this test's products. */
+const uniqueName = () => `Página ${process.pid}-${++tags}-${Math.random().toString(36).slice(2)}`;
+
+async function readPage(app: ProductsApp, nombre: string) {
+  const res = await send(
+    app,
+    'GET',
+    `/api/products?filter[nombre]=${encodeURIComponent(nombre)}&page[size]=100`,
+  );
+  expect(res.statusCode, res.body).toBe(200);
+  const document = res.json();
+  return {
+    total: document.meta.total as number,
+    precios: (document.data as { attributes: { precio: number } }[]).map((p) => p.attributes.precio),
+  };
+}
+
+type Page = Awaited<ReturnType<typeof readPage>>;
+/** Reads the page until `done` holds (or 5 s have passed), and answers the last read. */
+const readPageWhen = (app: ProductsApp, nombre: string, done: (p: Page) => boolean) =>
+  eventually(() => readPage(app, nombre), done);
+
+const PAGE_HITS = 'product_page_cache_lookups_total{result="hit"}';
+const PAGE_MISSES = 'product_page_cache_lookups_total{result="miss"}';
+
+/** One more instance on the test's database, configured by `env` besides. */
+const startInstance = (env: Record<string, string> = {}) =>
+  buildApp(
+    loadConfig({ DATABASE_URL: ctx.db().url, API_KEYS: API_KEY, LOG_LEVEL: 'silent', ...env }),
+    pino({ level: 'silent' }),
+  );
+
 /** Another instance on the same database: the one that did not make the change. */
 beforeAll(async () => {
-  const config = loadConfig({ DATABASE_URL: ctx.db().url, API_KEYS: API_KEY, LOG_LEVEL: 'silent' });
-  other = await buildApp(config, pino({ level: 'silent' }));
+  other = await startInstance();
   await waitListening(ctx.app());
   await waitListening(other);
 });
@@ -201,13 +233,7 @@ describe('the product cache', () => {
   });
 
   it('PRODUCT_CACHE_SIZE=0 turns it off: every read goes to the database', async () => {
-    const config = loadConfig({
-      DATABASE_URL: ctx.db().url,
-      API_KEYS: API_KEY,
-      LOG_LEVEL: 'silent',
-      PRODUCT_CACHE_SIZE: '0',
-    });
-    const uncached = await buildApp(config, pino({ level: 'silent' }));
+    const uncached = await startInstance({ PRODUCT_CACHE_SIZE: '0' });
     try {
       const product = await createProduct(uncached, { precio: 20 });
       expect(await read(uncached, product.id)).toEqual({ status: 200, precio: 20 });
@@ -216,6 +242,108 @@ describe('the product cache', () => {
       expect(Number.isNaN(await listening(uncached))).toBe(true);
     } finally {
       await uncached.close();
+    }
+  });
+});
+
+describe('the page cache', () => {
+  it('answers a repeated page from memory, with the same document as the database', async () => {
+    const nombre = uniqueName();
+    await createProduct(ctx.app(), { nombre, precio: 1 });
+    // The insert's notification, far longer than it takes on one host: it would forget the page.
+    await sleep(300);
+    const url = `/api/products?filter[nombre]=${encodeURIComponent(nombre)}`;
+    const first = await send(ctx.app(), 'GET', url);
+    const [hits, misses] = [await metric(ctx.app(), PAGE_HITS), await metric(ctx.app(), PAGE_MISSES)];
+    // The same criteria spelt differently are one page; the links still follow each request.
+    const again = await send(ctx.app(), 'GET', `${url}&sort=id&page[number]=1`);
+    expect(again.json().data).toEqual(first.json().data);
+    expect(again.json().meta).toEqual(first.json().meta);
+    expect(again.json().links.self).toContain('sort=id');
+    expect(await metric(ctx.app(), PAGE_HITS)).toBe(hits + 1);
+    expect(await metric(ctx.app(), PAGE_MISSES)).toBe(misses);
+  });
+
+  it('the instance that adds, changes or deletes a product answers the new pages at once', async () => {
+    const nombre = uniqueName();
+    const ids: string[] = [];
+    for (let n = 1; n <= 15; n++) {
+      await readPage(ctx.app(), nombre);
+      ids.push((await createProduct(ctx.app(), { nombre, precio: n })).id);
+      expect((await readPage(ctx.app(), nombre)).total).toBe(n);
+    }
+    for (const [index, id] of ids.entries()) {
+      await readPage(ctx.app(), nombre);
+      await send(ctx.app(), 'PATCH', `/api/products/${id}`, {
+        body: updateBody(id, { precio: 100 + index }),
+      });
+      expect((await readPage(ctx.app(), nombre)).precios[index]).toBe(100 + index);
+    }
+    for (const [index, id] of ids.entries()) {
+      await readPage(ctx.app(), nombre);
+      await send(ctx.app(), 'DELETE', `/api/products/${id}`);
+      expect((await readPage(ctx.app(), nombre)).total).toBe(ids.length - index - 1);
+    }
+  });
+
+  it('another instance, and any SQL writer, is seen: inserts, updates, deletes and truncates', async () => {
+    const nombre = uniqueName();
+    await createProduct(ctx.app(), { nombre, precio: 1 });
+    expect(await readPage(other, nombre)).toEqual({ total: 1, precios: [1] });
+
+    await ctx.db().pool.query('INSERT INTO productos (nombre, precio) VALUES ($1, 2), ($1, 3)', [nombre]);
+    expect(await readPageWhen(other, nombre, (p) => p.total === 3)).toEqual({ total: 3, precios: [1, 2, 3] });
+    await ctx.db().pool.query('UPDATE productos SET precio = precio * 10 WHERE nombre = $1', [nombre]);
+    expect((await readPageWhen(other, nombre, (p) => p.precios[0] === 10)).precios).toEqual([10, 20, 30]);
+    await ctx.db().pool.query('DELETE FROM productos WHERE nombre = $1 AND precio = 20', [nombre]);
+    expect(await readPageWhen(other, nombre, (p) => p.total === 2)).toEqual({ total: 2, precios: [10, 30] });
+
+    const client = await ctx.db().pool.connect();
+    try {
+      // Emptied and refilled in one transaction, with the insert's notification in it too: only the
+      // truncate's tells the caches that the refilled rows are not the ones they hold.
+      await client.query('BEGIN');
+      await client.query('TRUNCATE productos');
+      await client.query('INSERT INTO productos (nombre, precio) VALUES ($1, 4)', [nombre]);
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+    }
+    expect(await readPageWhen(other, nombre, (p) => p.total === 1)).toEqual({ total: 1, precios: [4] });
+  });
+
+  it('under page reads interleaved with SQL inserts, every read after an insert has settled counts it', async () => {
+    // A page read that started before a commit and ends after its notification must not be kept.
+    const nombre = uniqueName();
+    let stale = 0;
+    for (let n = 1; n <= 30; n++) {
+      const readers = Array.from({ length: 16 }, (_, i) => sleep(i % 4).then(() => readPage(other, nombre)));
+      const write = ctx
+        .db()
+        .pool.query('INSERT INTO productos (nombre, precio) VALUES ($1, $2)', [nombre, n]);
+      await Promise.all([...readers, write]);
+      await readPageWhen(other, nombre, (p) => p.total === n);
+      const after = await Promise.all(Array.from({ length: 8 }, () => readPage(other, nombre)));
+      stale += after.filter((p) => p.total !== n).length;
+    }
+    expect(stale).toBe(0);
+  });
+
+  it('PRODUCT_PAGE_CACHE_MB=0 turns pages off and keeps the product cache', async () => {
+    const unpaged = await startInstance({ PRODUCT_PAGE_CACHE_MB: '0' });
+    try {
+      await waitListening(unpaged);
+      const nombre = uniqueName();
+      const product = await createProduct(unpaged, { nombre, precio: 5 });
+      await readPage(unpaged, nombre);
+      await read(unpaged, product.id);
+      await readPage(unpaged, nombre);
+      await read(unpaged, product.id);
+      expect(await metric(unpaged, PAGE_HITS)).toBe(0);
+      expect(await metric(unpaged, PAGE_MISSES)).toBe(2);
+      expect(await metric(unpaged, HITS)).toBe(1);
+    } finally {
+      await unpaged.close();
     }
   });
 });
@@ -251,6 +379,7 @@ describe('the cache on its own', () => {
       databaseUrl: ctx.db().url,
       size: 100,
       ttlMs: 60_000,
+      pageBytes: 1024 * 1024,
       log: pino({ level: 'silent' }),
       registry,
       ...overrides,
@@ -288,6 +417,66 @@ describe('the cache on its own', () => {
       await reading;
       expect((await cache.read(id, async () => ({ ...row('2.00'), id })))?.precio).toBe('2.00');
     }));
+
+  it('keeps no page loaded while a product changed or was added, here or by notification', () =>
+    withCache(async (cache) => {
+      const page = (total: number) => ({ rows: [row('1.00')], total });
+      const loads = { count: 0 };
+      const counted = (total: number) => async () => {
+        loads.count++;
+        return page(total);
+      };
+      const changes = [
+        () => cache.forget(1),
+        () => cache.forgetPages(),
+        () => ctx.db().pool.query('INSERT INTO productos (nombre, precio) VALUES ($1, 1)', [uniqueName()]),
+      ];
+      for (const change of changes) {
+        const { load, release } = heldLoad(row('1.00'));
+        const reading = cache.readPage('k', () => load().then((r) => ({ rows: [r], total: 1 })));
+        await change();
+        // Far longer than a notification takes on one host.
+        await sleep(300);
+        release();
+        await reading;
+        loads.count = 0;
+        expect((await cache.readPage('k', counted(2))).total).toBe(2);
+        expect((await cache.readPage('k', counted(3))).total).toBe(2);
+        expect(loads.count).toBe(1);
+        cache.forgetPages();
+      }
+    }));
+
+  it('keeps pages up to their weight in bytes, dropping the least recently read', () =>
+    withCache(
+      async (cache) => {
+        // About 2 × 2 000 bytes of text per row: three such pages fit in 15 000 bytes, four do not.
+        const heavy = (n: number) => ({
+          rows: [{ ...row('1.00'), id: n, descripcion: 'd'.repeat(2_000) }],
+          total: n,
+        });
+        let loads = 0;
+        const load = (n: number) => async () => {
+          loads++;
+          return heavy(n);
+        };
+        for (const n of [1, 2, 3]) await cache.readPage(`p${n}`, load(n));
+        for (const n of [1, 2, 3]) await cache.readPage(`p${n}`, load(n));
+        expect(loads).toBe(3);
+        await cache.readPage('p4', load(4));
+        await cache.readPage('p1', load(1));
+        expect(loads).toBe(5);
+        // A page heavier than the whole bound is answered, never kept.
+        const huge = async () => {
+          loads++;
+          return { rows: [{ ...row('1.00'), descripcion: 'd'.repeat(10_000) }], total: 1 };
+        };
+        await cache.readPage('huge', huge);
+        await cache.readPage('huge', huge);
+        expect(loads).toBe(7);
+      },
+      { pageBytes: 15_000 },
+    ));
 
   it('answers every read from the database while its listener is down', () =>
     withCache(

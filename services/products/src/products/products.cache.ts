@@ -3,9 +3,12 @@ import { LRUCache } from 'lru-cache';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { ProductRow } from './products.repository.js';
+import type { ProductPage, ProductRow } from './products.repository.js';
 
-/** The channel the `productos` triggers notify (migration 1764400000000): a product id, or `*`. */
+/**
+ * The channel the `productos` triggers notify (migrations 1764400000000 and 1764600000000): a product
+ * id for an update or delete, `+` for an insert, `*` for a truncate.
+ */
 const CHANGES_CHANNEL = 'productos_cambios';
 
 export interface ProductCacheOptions {
@@ -14,6 +17,8 @@ export interface ProductCacheOptions {
   size: number;
   /** Backstop age of an entry, should a notification ever be missed without the listener noticing. */
   ttlMs: number;
+  /** Bytes of collection pages kept at most (estimated from their text); 0 keeps no page. */
+  pageBytes: number;
   log: Logger;
   registry: Registry;
   /** First pause before reconnecting the listener; it doubles up to 5 s. */
@@ -25,12 +30,78 @@ export interface ProductCacheOptions {
 export interface ProductCache {
   /** The product from the cache, or from `load` (and then kept, unless it changed meanwhile). */
   read(id: number, load: () => Promise<ProductRow | undefined>): Promise<ProductRow | undefined>;
-  /** Forgets a product this instance has just changed, before its answer leaves. */
+  /**
+   * A page of the collection (`key` names its filters, order and window) from the cache, or from
+   * `load` (and then kept, unless any product changed meanwhile).
+   */
+  readPage(key: string, load: () => Promise<ProductPage>): Promise<ProductPage>;
+  /** Forgets a product this instance has just changed, and every page, before its answer leaves. */
   forget(id: number): void;
+  /** Forgets every page: this instance has just added a product. */
+  forgetPages(): void;
   close(): Promise<void>;
 }
 
 const MAX_RECONNECT_MS = 5_000;
+
+/**
+ * What a page and its key take in memory: their strings (UTF-16), plus a rough allowance for each
+ * row's object. A filter in the key can be kilobytes long.
+ */
+const pageWeight = (page: ProductPage, key: string) =>
+  page.rows.reduce(
+    (bytes, row) =>
+      bytes + 2 * (row.nombre.length + (row.descripcion?.length ?? 0) + row.precio.length + 48) + 200,
+    100 + 2 * key.length,
+  );
+
+/** One kind of entry (products, pages): where they are kept, how often they were found there. */
+interface Shelf<K, V> {
+  /**
+   * The value from memory, or from `load`; kept only if `keep()` holds when it arrives and nothing
+   * on the shelf was forgotten meanwhile. An undefined value (not found) is never kept.
+   */
+  read(key: K, load: () => Promise<V>): Promise<V>;
+  forget(key: K): void;
+  clear(): void;
+}
+
+function shelf<K extends {}, V>(
+  entries: LRUCache<K, NonNullable<V>> | undefined,
+  lookups: Counter<'result'>,
+  keep: () => boolean,
+): Shelf<K, V> {
+  const hits = lookups.labels('hit');
+  const misses = lookups.labels('miss');
+  // Both series exist from the start, so a rate over them is defined before the first miss.
+  hits.inc(0);
+  misses.inc(0);
+  // Moved by every forgetting: a read that ran meanwhile may hold what was forgotten.
+  let generation = 0;
+  return {
+    async read(key, load) {
+      const cached = entries?.get(key);
+      if (cached !== undefined) {
+        hits.inc();
+        return cached;
+      }
+      misses.inc();
+      const started = generation;
+      const value = await load();
+      if (entries !== undefined && value !== undefined && keep() && generation === started)
+        entries.set(key, value as NonNullable<V>);
+      return value;
+    },
+    forget(key) {
+      generation++;
+      entries?.delete(key);
+    },
+    clear() {
+      generation++;
+      entries?.clear();
+    },
+  };
+}
 
 /**
  * Product reads served from memory, kept exact by PostgreSQL itself: triggers on `productos` notify
@@ -42,6 +113,11 @@ const MAX_RECONNECT_MS = 5_000;
  * - A read from the database is kept only if no change arrived while it ran (`generation`): its row
  *   may predate a change whose notification came first.
  *
+ * Collection pages are kept the same way, each with its `meta.total`: any change to any product,
+ * an insert included, may move rows between pages or change a count, so every notification forgets
+ * them all, and a page loaded while one arrived is not kept. Pages are bounded by the memory their
+ * text takes, since a page of long descriptions weighs a thousand times a page of short names.
+ *
  * What remains is the delivery delay of a notification (about a millisecond on one host): an
  * instance that did not make a change may answer with the previous version for that long; the one
  * that made it forgets the product before answering, so it never does. A listener connection that
@@ -49,11 +125,42 @@ const MAX_RECONNECT_MS = 5_000;
  * query every few seconds notices it, and `ttlMs` bounds an entry's age whatever happens.
  */
 export function createProductCache(options: ProductCacheOptions): ProductCache {
-  if (options.size === 0) return { read: (_id, load) => load(), forget: () => {}, close: async () => {} };
+  if (options.size === 0)
+    return {
+      read: (_id, load) => load(),
+      readPage: (_key, load) => load(),
+      forget: () => {},
+      forgetPages: () => {},
+      close: async () => {},
+    };
   const { log } = options;
-  const entries = new LRUCache<number, ProductRow>({ max: options.size, ttl: options.ttlMs });
-  let generation = 0;
   let listening = false;
+  // Without a listener the cache is empty: emptied when it was lost, and nothing is kept until it
+  // is back.
+  const keep = () => listening;
+  // A product not found is not kept: one created later must be found at once.
+  const products = shelf<number, ProductRow | undefined>(
+    new LRUCache({ max: options.size, ttl: options.ttlMs }),
+    new Counter({
+      name: 'product_cache_lookups_total',
+      help: 'Product reads by where they were answered from: the cache (hit) or the database (miss)',
+      labelNames: ['result'] as const,
+      registers: [options.registry],
+    }),
+    keep,
+  );
+  const pages = shelf<string, ProductPage>(
+    options.pageBytes > 0
+      ? new LRUCache({ maxSize: options.pageBytes, sizeCalculation: pageWeight, ttl: options.ttlMs })
+      : undefined,
+    new Counter({
+      name: 'product_page_cache_lookups_total',
+      help: 'Collection pages by where they were answered from: the cache (hit) or the database (miss)',
+      labelNames: ['result'] as const,
+      registers: [options.registry],
+    }),
+    keep,
+  );
   let closed = false;
   let client: pg.Client | undefined;
   let retryTimer: NodeJS.Timeout | undefined;
@@ -64,32 +171,22 @@ export function createProductCache(options: ProductCacheOptions): ProductCache {
   const firstReconnectMs = options.reconnectMs ?? 100;
   let reconnectMs = firstReconnectMs;
 
-  const lookups = new Counter({
-    name: 'product_cache_lookups_total',
-    help: 'Product reads by where they were answered from: the cache (hit) or the database (miss)',
-    labelNames: ['result'] as const,
-    registers: [options.registry],
-  });
-  const hits = lookups.labels('hit');
-  const misses = lookups.labels('miss');
-  // Both series exist from the start, so a rate over them is defined before the first miss.
-  hits.inc(0);
-  misses.inc(0);
   const listeningGauge = new Gauge({
     name: 'product_cache_listening',
     help: '1 while the change listener is subscribed and the cache serves reads, 0 otherwise',
     registers: [options.registry],
   });
 
-  // Every forgetting moves `generation`, so a read that was running meanwhile is not kept.
+  const forgetPages = () => pages.clear();
+
   function forget(id: number) {
-    generation++;
-    entries.delete(id);
+    products.forget(id);
+    pages.clear();
   }
 
   function forgetAll() {
-    generation++;
-    entries.clear();
+    products.clear();
+    pages.clear();
   }
 
   function setListening(value: boolean) {
@@ -137,6 +234,7 @@ export function createProductCache(options: ProductCacheOptions): ProductCache {
     next.on('end', () => lost());
     next.on('notification', (message) => {
       if (message.payload === '*') forgetAll();
+      else if (message.payload === '+') forgetPages();
       else forget(Number(message.payload));
     });
     try {
@@ -173,22 +271,10 @@ export function createProductCache(options: ProductCacheOptions): ProductCache {
   connecting = connect();
 
   return {
-    async read(id, load) {
-      // Without a listener the cache is empty: emptied when it was lost, and nothing is kept until
-      // it is back.
-      const cached = entries.get(id);
-      if (cached !== undefined) {
-        hits.inc();
-        return cached;
-      }
-      misses.inc();
-      const started = generation;
-      const row = await load();
-      // Misses are not kept: a product created later must be found at once.
-      if (row !== undefined && listening && generation === started) entries.set(id, row);
-      return row;
-    },
+    read: products.read,
+    readPage: pages.read,
     forget,
+    forgetPages,
     async close() {
       closed = true;
       clearTimeout(retryTimer);

@@ -81,10 +81,13 @@ export async function deleteProduct(db: Queryable, id: number): Promise<boolean>
 /** Escapes LIKE wildcards so a filter matches its text literally. */
 const likeLiteral = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
 
-export async function listProducts(
-  db: Queryable,
-  criteria: ListCriteria,
-): Promise<{ rows: ProductRow[]; total: number }> {
+/** A page of the collection and the number of products matching its filters (`meta.total`). */
+export interface ProductPage {
+  rows: ProductRow[];
+  total: number;
+}
+
+export async function listProducts(db: Queryable, criteria: ListCriteria): Promise<ProductPage> {
   const conditions: string[] = [];
   const values: unknown[] = [];
   if (criteria.nombre !== undefined) {

@@ -120,6 +120,8 @@ export function productsRoutes(pool: pg.Pool, cache: ProductCache) {
           precio: changes.precio!,
           descripcion: attributes.descripcion ?? null,
         });
+        // Committed: forget the pages before answering, so this client finds the product in them.
+        cache.forgetPages();
         const resource = toProductResource(row);
         reply.code(201).header('location', resource.links.self);
         request.log.info({ productId: row.id }, 'product created');
@@ -163,13 +165,17 @@ export function productsRoutes(pool: pg.Pool, cache: ProductCache) {
         const sort = parseSort(query.sort);
         const ids =
           query['filter[id]'] !== undefined ? idListParam(query['filter[id]'], 'filter[id]', 100) : undefined;
-        const { rows, total } = await repo.listProducts(pool, {
+        const criteria: repo.ListCriteria = {
           ...(query['filter[nombre]'] !== undefined ? { nombre: query['filter[nombre]'] } : {}),
           ...(ids ? { ids } : {}),
           sort,
           limit: size,
           offset: (number - 1) * size,
-        });
+        };
+        // The parsed criteria, not the query string, name the page: `?sort=id` and `?` share one.
+        const { rows, total } = await cache.readPage(JSON.stringify(criteria), () =>
+          repo.listProducts(pool, criteria),
+        );
         const last = Math.max(1, Math.ceil(total / size));
         const page = (n: number) =>
           linkTo(BASE, {
