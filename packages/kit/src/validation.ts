@@ -49,7 +49,9 @@ function describe(
     case 'enum':
       return `Debe ser uno de: ${(params.allowedValues as unknown[]).join(', ')}`;
     case 'minLength':
-      return `Debe tener al menos ${String(params.limit)} caracteres`;
+      return params.limit === 1
+        ? 'No puede estar vacío'
+        : `Debe tener al menos ${String(params.limit)} caracteres`;
     case 'maxLength':
       return `Debe tener como máximo ${String(params.limit)} caracteres`;
     case 'minimum':

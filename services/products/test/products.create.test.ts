@@ -75,6 +75,16 @@ describe('POST /api/products — success', () => {
     expect(rows[0].nombre).toBe('Té verde');
   });
 
+  it('judges nombre trimmed: 255 characters padded by spaces are taken, 256 are not, spaces alone are empty', async () => {
+    const long = 'ñ'.repeat(255);
+    const padded = await post(productBody({ nombre: `   ${long}\n`, precio: 3 }));
+    expect(padded.statusCode, padded.body).toBe(201);
+    expect(padded.json().data.attributes.nombre).toBe(long);
+    expectError(await post(productBody({ nombre: ` ${long}x `, precio: 3 })), 400, NOMBRE);
+    const [blank] = expectError(await post(productBody({ nombre: ' \t ', precio: 3 })), 400, NOMBRE);
+    expect(blank!.detail).toBe('No puede estar vacío');
+  });
+
   it.each([0.1, 0.01, 19.99, 1.1, 99999999.99, 12345678.9, 7])(
     'round-trips precio %s exactly',
     async (precio) => {

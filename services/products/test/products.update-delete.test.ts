@@ -59,6 +59,11 @@ describe('PATCH /api/products/{id} — success', () => {
   it.each([
     ['nombre', { nombre: 'Mesa' }, { nombre: 'Mesa' }],
     ['nombre, trimmed', { nombre: '  Mesa baja  ' }, { nombre: 'Mesa baja' }],
+    [
+      'nombre of 255 characters padded by spaces',
+      { nombre: ` ${'m'.repeat(255)} ` },
+      { nombre: 'm'.repeat(255) },
+    ],
     ['descripcion', { descripcion: 'Pino' }, { descripcion: 'Pino' }],
     ['descripcion to null', { descripcion: null }, { descripcion: null }],
     ['precio 0.1', { precio: 0.1 }, { precio: 0.1 }],

@@ -45,15 +45,15 @@ export function toProductResource(row: repo.ProductRow): ProductResourceT {
 
 const NOT_FOUND = 'Producto no encontrado';
 
-function nombreOf(raw: string): string {
-  const nombre = raw.trim();
-  if (nombre.length === 0) {
-    throw badRequest({
-      detail: 'El nombre no puede estar vacío',
-      source: { pointer: '/data/attributes/nombre' },
-    });
-  }
-  return nombre;
+/**
+ * `nombre` is trimmed before the schema judges it, so its 1 – 255 characters are the ones stored: a
+ * name padded past 255 by spaces is taken, one of spaces only is refused as empty.
+ */
+function trimNombre(body: unknown): void {
+  const attributes = (body as { data?: { attributes?: unknown } } | null)?.data?.attributes;
+  if (typeof attributes !== 'object' || attributes === null) return;
+  const nombre = (attributes as { nombre?: unknown }).nombre;
+  if (typeof nombre === 'string') (attributes as { nombre: string }).nombre = nombre.trim();
 }
 
 /**
@@ -73,7 +73,7 @@ function precioOf(precio: number): string {
 
 function changesOf(attributes: UpdateAttributes | CreateAttributes): repo.ProductChanges {
   return {
-    ...(attributes.nombre !== undefined ? { nombre: nombreOf(attributes.nombre) } : {}),
+    ...(attributes.nombre !== undefined ? { nombre: attributes.nombre } : {}),
     ...(attributes.precio !== undefined ? { precio: precioOf(attributes.precio) } : {}),
     ...(attributes.descripcion !== undefined ? { descripcion: attributes.descripcion } : {}),
   };
@@ -109,8 +109,10 @@ export function productsRoutes(pool: pg.Pool, cache: ProductCache) {
           body: CreateBody,
           response: { 201: ProductDocument, ...createErrors },
         },
-        preValidation: async (request) =>
-          checkResourceIdentity(request.body, { type: PRODUCT_TYPE, mode: 'create' }),
+        preValidation: async (request) => {
+          checkResourceIdentity(request.body, { type: PRODUCT_TYPE, mode: 'create' });
+          trimNombre(request.body);
+        },
       },
       async (request, reply) => {
         const attributes = request.body.data.attributes;
@@ -213,6 +215,7 @@ export function productsRoutes(pool: pg.Pool, cache: ProductCache) {
           const { id } = request.params as { id: string };
           parseIdParam(id);
           checkResourceIdentity(request.body, { type: PRODUCT_TYPE, mode: 'update', id });
+          trimNombre(request.body);
         },
       },
       async (request) => {
