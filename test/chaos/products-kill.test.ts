@@ -1,12 +1,14 @@
 /**
  * The Products service killed and restarted under purchase load. Products runs as its own process;
  * the Inventory service (in this process, listening on a real port, with a short timeout and a
- * breaker that opens after 3 failed attempts and probes again after 500 ms) takes concurrent purchases over HTTP. Products is
- * killed with SIGKILL mid-load, held down, then started again on the same port. Checked: while it is
- * down every purchase answers 503 "Servicio de productos no disponible" (a JSON:API error), fast
- * once the breaker is open (its gauge reads 1); purchases succeed again after the restart without
- * touching Inventory; buyers then drain the stock to zero and the sums show no oversell: per product
- * Σ quantities answered 201 = Σ history = initial − stock, stock never below 0; no 5xx but 503.
+ * breaker that opens after 3 failed attempts and probes again after 500 ms) takes concurrent
+ * purchases over HTTP. Products is killed with SIGKILL mid-load, held down, then started again on
+ * the same port. Checked: while it is down every purchase answers 503 "Servicio de productos no
+ * disponible" (a JSON:API error), fast once the breaker is open (its gauge reads 1); purchases are
+ * answered again after the restart (sold, or refused for stock: either way Products answered)
+ * without touching Inventory; buyers then drain the stock to zero and the sums show no oversell:
+ * per product Σ quantities answered 201 = Σ history = initial − stock, stock never below 0; no 5xx
+ * but 503.
  */
 import type { App } from '@catalogo/kit/app';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -14,7 +16,15 @@ import { freePort } from '../../scripts/embedded-postgres.js';
 import { buildInventory, purchaseBody } from '../../services/inventory/test/helpers.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { brokenLedgers, historyIds, ledger, unpairedPurchases } from './support/chaos.invariants.js';
-import { API_KEY, jsonApiHeaders, Load, percentile, purchaseOf, workers } from './support/chaos.load.js';
+import {
+  API_KEY,
+  jsonApiHeaders,
+  Load,
+  percentile,
+  purchaseOf,
+  type Sample,
+  workers,
+} from './support/chaos.load.js';
 import {
   killHard,
   type ServiceProcess,
@@ -24,7 +34,10 @@ import {
 } from './support/chaos.processes.js';
 
 const PRODUCTS = 3;
-const INITIAL_STOCK = 300;
+// Enough for sales on both sides of the kill on most machines (about 2 000 of the 3 000 units were
+// sold in the 1.5 s before it on a fast 2-core VM), and still drained in seconds at the end. A
+// machine faster still may sell out first: recovery is judged on 409s too.
+const INITIAL_STOCK = 1_000;
 const BUYERS = 8;
 const UP_MS = 1_500;
 const DOWN_MS = 3_000;
@@ -114,11 +127,14 @@ it('answers 503 fast while Products is down, recovers after its restart and neve
   );
   load.setPhase('recovering');
   const recoveringSince = Date.now();
-  while (!load.of('recovering').some((s) => s.status === 201) && Date.now() - recoveringSince < 30_000) {
+  // Recovered once a purchase is answered by the saga again: sold, or refused for stock, which only
+  // a product fetched from Products can be (the stock may be gone by then on a fast machine).
+  const bySaga = (s: Sample) => s.status === 201 || s.status === 409;
+  while (!load.of('recovering').some(bySaga) && Date.now() - recoveringSince < 30_000) {
     await sleep(20);
   }
   const recoveredInMs = Date.now() - recoveringSince;
-  load.log(`first purchase after the restart succeeded within ${recoveredInMs} ms`);
+  load.log(`first purchase after the restart answered (201 or 409) within ${recoveredInMs} ms`);
 
   // Buy until every product is sold out, bounded in time.
   load.setPhase('drain');
