@@ -67,10 +67,11 @@ interface Shelf<K, V> {
 }
 
 function shelf<K extends {}, V>(
-  entries: LRUCache<K, NonNullable<V>> | undefined,
+  make: () => LRUCache<K, NonNullable<V>> | undefined,
   lookups: Counter<'result'>,
   keep: () => boolean,
 ): Shelf<K, V> {
+  let entries = make();
   const hits = lookups.labels('hit');
   const misses = lookups.labels('miss');
   // Both series exist from the start, so a rate over them is defined before the first miss.
@@ -98,15 +99,19 @@ function shelf<K extends {}, V>(
     },
     clear() {
       generation++;
-      entries?.clear();
+      // A new LRU, not clear(): an LRU's arrays keep the length of the most entries it ever held, and
+      // clear() walks them all. Every notified row clears the pages, so an update of many rows, once
+      // many pages had been kept, would hold the event loop for seconds.
+      if (entries !== undefined && entries.size > 0) entries = make();
     },
   };
 }
 
 /**
  * Product reads served from memory, kept exact by PostgreSQL itself: triggers on `productos` notify
- * every committed update, delete and truncate, whoever made it (another instance, a migration, a
- * person with psql), and this instance's listener forgets those products. Two rules keep it exact:
+ * every committed insert, update, delete and truncate, whoever made it (another instance, a
+ * migration, a person with psql), and this instance's listener forgets what changed. Two rules keep
+ * it exact:
  *
  * - The cache serves only while the listener is subscribed. When its connection drops, notifications
  *   may be lost, so the cache empties and every read goes to the database until it is back.
@@ -122,7 +127,9 @@ function shelf<K extends {}, V>(
  * instance that did not make a change may answer with the previous version for that long; the one
  * that made it forgets the product before answering, so it never does. A listener connection that
  * dies without a word (no FIN, no RST) would deliver nothing while looking subscribed: a heartbeat
- * query every few seconds notices it, and `ttlMs` bounds an entry's age whatever happens.
+ * query every few seconds notices it, and `ttlMs` bounds an entry's age whatever happens. That bound
+ * is also all there is for a change made with the triggers off (`session_replication_role = replica`,
+ * as logical replication and `pg_restore --disable-triggers` do, or `DISABLE TRIGGER`).
  */
 export function createProductCache(options: ProductCacheOptions): ProductCache {
   if (options.size === 0)
@@ -140,7 +147,7 @@ export function createProductCache(options: ProductCacheOptions): ProductCache {
   const keep = () => listening;
   // A product not found is not kept: one created later must be found at once.
   const products = shelf<number, ProductRow | undefined>(
-    new LRUCache({ max: options.size, ttl: options.ttlMs }),
+    () => new LRUCache({ max: options.size, ttl: options.ttlMs }),
     new Counter({
       name: 'product_cache_lookups_total',
       help: 'Product reads by where they were answered from: the cache (hit) or the database (miss)',
@@ -150,9 +157,10 @@ export function createProductCache(options: ProductCacheOptions): ProductCache {
     keep,
   );
   const pages = shelf<string, ProductPage>(
-    options.pageBytes > 0
-      ? new LRUCache({ maxSize: options.pageBytes, sizeCalculation: pageWeight, ttl: options.ttlMs })
-      : undefined,
+    () =>
+      options.pageBytes > 0
+        ? new LRUCache({ maxSize: options.pageBytes, sizeCalculation: pageWeight, ttl: options.ttlMs })
+        : undefined,
     new Counter({
       name: 'product_page_cache_lookups_total',
       help: 'Collection pages by where they were answered from: the cache (hit) or the database (miss)',
