@@ -66,12 +66,23 @@ interface Shelf<K, V> {
   clear(): void;
 }
 
-function shelf<K extends {}, V>(
-  make: () => LRUCache<K, NonNullable<V>> | undefined,
-  lookups: Counter<'result'>,
-  keep: () => boolean,
-): Shelf<K, V> {
+function shelf<K extends {}, V>(options: {
+  /** A new, empty LRU; undefined keeps nothing. */
+  make: () => LRUCache<K, NonNullable<V>> | undefined;
+  /** The hit/miss counter's name, and what it counts. */
+  metric: string;
+  reads: string;
+  registry: Registry;
+  keep: () => boolean;
+}): Shelf<K, V> {
+  const { make, keep } = options;
   let entries = make();
+  const lookups = new Counter({
+    name: options.metric,
+    help: `${options.reads} by where they were answered from: the cache (hit) or the database (miss)`,
+    labelNames: ['result'] as const,
+    registers: [options.registry],
+  });
   const hits = lookups.labels('hit');
   const misses = lookups.labels('miss');
   // Both series exist from the start, so a rate over them is defined before the first miss.
@@ -146,29 +157,23 @@ export function createProductCache(options: ProductCacheOptions): ProductCache {
   // is back.
   const keep = () => listening;
   // A product not found is not kept: one created later must be found at once.
-  const products = shelf<number, ProductRow | undefined>(
-    () => new LRUCache({ max: options.size, ttl: options.ttlMs }),
-    new Counter({
-      name: 'product_cache_lookups_total',
-      help: 'Product reads by where they were answered from: the cache (hit) or the database (miss)',
-      labelNames: ['result'] as const,
-      registers: [options.registry],
-    }),
+  const products = shelf<number, ProductRow | undefined>({
+    make: () => new LRUCache({ max: options.size, ttl: options.ttlMs }),
+    metric: 'product_cache_lookups_total',
+    reads: 'Product reads',
+    registry: options.registry,
     keep,
-  );
-  const pages = shelf<string, ProductPage>(
-    () =>
+  });
+  const pages = shelf<string, ProductPage>({
+    make: () =>
       options.pageBytes > 0
         ? new LRUCache({ maxSize: options.pageBytes, sizeCalculation: pageWeight, ttl: options.ttlMs })
         : undefined,
-    new Counter({
-      name: 'product_page_cache_lookups_total',
-      help: 'Collection pages by where they were answered from: the cache (hit) or the database (miss)',
-      labelNames: ['result'] as const,
-      registers: [options.registry],
-    }),
+    metric: 'product_page_cache_lookups_total',
+    reads: 'Collection pages',
+    registry: options.registry,
     keep,
-  );
+  });
   let closed = false;
   let client: pg.Client | undefined;
   let retryTimer: NodeJS.Timeout | undefined;
