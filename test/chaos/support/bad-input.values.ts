@@ -187,7 +187,9 @@ export const badIdList = fc.oneof(
   fc.integer({ min: 101, max: 300 }).map((n) => Array.from({ length: n }, (_, i) => i + 1).join(',')),
   fc
     .tuple(fc.array(fc.integer({ min: 1, max: 1000 }), { maxLength: 5 }), badIntText(1, MAX_INT))
-    .map(([ids, bad]) => [...ids, bad].join(',')),
+    .map(([ids, bad]) => [...ids, bad].join(','))
+    // A value bad as one integer can be good inside a list: '1,2' is two ids, ' 1' is trimmed.
+    .filter((list) => list.split(',').some((part) => !isValidInt(part.trim(), 1, MAX_INT))),
 );
 
 export const missingId = fc.integer({ min: 10_000_000, max: MAX_INT });
