@@ -79,6 +79,32 @@ const poolThrough = (
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Whether `pending` is still unsettled 50 ms from now. */
+const stillWaiting = (pending: Promise<unknown>) =>
+  Promise.race([pending.then(() => false), sleep(50).then(() => true)]);
+
+/**
+ * Runs `run` while a transaction of its own, as an operator's open one would, holds the stock rows of
+ * `ids` locked; `unlock` rolls it back, and so does the end, whatever happened.
+ */
+async function withRowsLocked(ids: number[], run: (unlock: () => Promise<void>) => Promise<void>) {
+  const holder = await db.pool.connect();
+  let open = true;
+  const unlock = async () => {
+    if (!open) return;
+    open = false;
+    await holder.query('ROLLBACK');
+  };
+  try {
+    await holder.query('BEGIN');
+    await holder.query('SELECT 1 FROM inventario WHERE producto_id = ANY($1::int[]) FOR UPDATE', [ids]);
+    await run(unlock);
+  } finally {
+    await unlock();
+    holder.release();
+  }
+}
+
 describe('the purchase recorder', () => {
   it('records a purchase alone when idle, and those that arrive meanwhile together, each judged as if alone', async () => {
     const id = await stocked(5);
@@ -255,10 +281,7 @@ describe('the purchase recorder', () => {
 
   it('a statement held up on a locked row does not hold up other products, nor let its product overtake it', async () => {
     const [locked, free] = [await stocked(10), await stocked(10)];
-    const holder = await db.pool.connect();
-    try {
-      await holder.query('BEGIN');
-      await holder.query('SELECT 1 FROM inventario WHERE producto_id = $1 FOR UPDATE', [locked]);
+    await withRowsLocked([locked], async (unlock) => {
       const recorder = createPurchaseRecorder(db.pool);
       const held = recorder.record(buy(locked, 1));
       await sleep(5);
@@ -269,23 +292,18 @@ describe('the purchase recorder', () => {
       const waited = performance.now() - started;
       console.log(`[batcher] a purchase of another product waited ${waited.toFixed(0)} ms for a held-up one`);
       expect(waited).toBeLessThan(STALL_MS + 1_000);
-      expect(await Promise.race([held.then(() => 'done'), sleep(50).then(() => 'waiting')])).toBe('waiting');
-      await holder.query('ROLLBACK');
+      expect(await stillWaiting(held)).toBe(true);
+      await unlock();
       const [first, second] = [await held, await later];
       expect(summary(first)).toEqual({ ok: true, cantidad: 1, restante: 9 });
       expect(summary(second)).toEqual({ ok: true, cantidad: 2, restante: 7 });
       expect(first.ok && second.ok && second.purchase.id > first.purchase.id).toBe(true);
-    } finally {
-      holder.release();
-    }
+    });
   });
 
   it('a batch that waits too long for a locked row gives it up: the other products in it are recorded at once', async () => {
     const [first, locked, free] = [await stocked(10), await stocked(10), await stocked(10)];
-    const holder = await db.pool.connect();
-    try {
-      await holder.query('BEGIN');
-      await holder.query('SELECT 1 FROM inventario WHERE producto_id = $1 FOR UPDATE', [locked]);
+    await withRowsLocked([locked], async (unlock) => {
       const registry = new Registry();
       const recorder = createPurchaseRecorder(db.pool, registry);
       const alone = recorder.record(buy(first, 1));
@@ -301,13 +319,11 @@ describe('the purchase recorder', () => {
       // The first alone, the batch of two that gave the lock up, then each of them alone.
       expect(await statements(registry)).toEqual({ count: 4, sum: 5 });
       expect(waited).toBeLessThan(1_500);
-      expect(await Promise.race([held.then(() => 'done'), sleep(50).then(() => 'waiting')])).toBe('waiting');
-      await holder.query('ROLLBACK');
+      expect(await stillWaiting(held)).toBe(true);
+      await unlock();
       expect(summary(await held)).toEqual({ ok: true, cantidad: 1, restante: 9 });
       expect(await books(locked)).toEqual({ stock: 9, sold: 1, rows: 1, events: 2 });
-    } finally {
-      holder.release();
-    }
+    });
   });
 
   it('takes at most MAX_STATEMENTS connections, however many rows are locked elsewhere', async () => {
@@ -322,21 +338,16 @@ describe('the purchase recorder', () => {
         active -= 1;
       }
     });
-    const holder = await db.pool.connect();
-    try {
-      await holder.query('BEGIN');
-      await holder.query('SELECT 1 FROM inventario WHERE producto_id = ANY($1::int[]) FOR UPDATE', [ids]);
+    await withRowsLocked(ids, async (unlock) => {
       const recorder = createPurchaseRecorder(counted);
       const outcomes = ids.map((id) => recorder.record(buy(id, 1)));
       await sleep(1_000);
       expect(most).toBe(MAX_STATEMENTS);
-      await holder.query('ROLLBACK');
+      await unlock();
       expect((await Promise.all(outcomes)).map(summary)).toEqual(
         ids.map(() => ({ ok: true, cantidad: 1, restante: 9 })),
       );
-    } finally {
-      holder.release();
-    }
+    });
   });
 
   it('two instances batching the same products at once record every purchase, without a deadlock', async () => {
