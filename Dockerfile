@@ -21,8 +21,8 @@ COPY services/${SERVICE}/tsconfig.build.json services/${SERVICE}/
 COPY services/${SERVICE}/src services/${SERVICE}/src
 RUN npx tsc -p packages/kit/tsconfig.build.json && npx tsc -p services/${SERVICE}/tsconfig.build.json
 
-# --- deps: production dependencies only. They are declared at the root, hence --include-workspace-root;
-# --omit=optional leaves out the embedded PostgreSQL binaries (60 MB, used only by `npm start` and tests).
+# --- deps: the production dependencies of this service and of the kit it depends on, nothing else
+# (each workspace declares what it imports; the root holds only development tooling).
 FROM node:20-slim AS deps
 ARG SERVICE
 WORKDIR /app
@@ -30,7 +30,7 @@ COPY package.json package-lock.json ./
 COPY packages/kit/package.json packages/kit/
 COPY services/products/package.json services/products/
 COPY services/inventory/package.json services/inventory/
-RUN npm ci --omit=dev --omit=optional --workspace services/${SERVICE} --include-workspace-root \
+RUN npm ci --omit=dev --workspace services/${SERVICE} \
       --ignore-scripts --no-audit --no-fund
 
 # --- runtime
