@@ -27,6 +27,8 @@ export const MAX_INT = 2_147_483_647;
 export const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 export const UNAVAILABLE = 'Servicio de productos no disponible';
 const silent = pino({ level: 'silent' });
+/** Every scrape renders afresh: tests read counters right after changing them. */
+export const FRESH_METRICS = { METRICS_CACHE_MS: '0' };
 
 export type Response = Awaited<ReturnType<App['inject']>>;
 
@@ -38,7 +40,10 @@ export async function startProducts(): Promise<{
   close: () => Promise<void>;
 }> {
   const db = await createTestDatabase('products');
-  const app = await buildProducts(loadProductsConfig({ DATABASE_URL: db.url, API_KEYS: API_KEY }), silent);
+  const app = await buildProducts(
+    loadProductsConfig({ DATABASE_URL: db.url, API_KEYS: API_KEY, ...FRESH_METRICS }),
+    silent,
+  );
   const address = await app.listen({ host: '127.0.0.1', port: 0 });
   return {
     app,
@@ -62,6 +67,7 @@ export async function buildInventory(
       API_KEYS: `${API_KEY},${SECOND_KEY}`,
       PRODUCTS_URL: productsUrl,
       PRODUCTS_API_KEY: API_KEY,
+      ...FRESH_METRICS,
       ...env,
     }),
     silent,
