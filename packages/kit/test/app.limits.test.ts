@@ -1,27 +1,30 @@
 /**
  * What the kit's server does with clients that take too long or hold too much, over real sockets:
  * a body announced and never sent, headers that never end, a body that trickles in, more
- * connections than the cap, and a client that hangs up halfway through its body.
+ * connections than the cap, and a client that hangs up halfway through its body; and what a
+ * flood of the unauthenticated /metrics and /health costs.
  */
 import type { AddressInfo, Socket } from 'node:net';
 import { Type } from 'typebox';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type App, createKitApp } from '../src/app.js';
+import type { HealthCheck } from '../src/health.js';
+import { cachedMetricsText } from '../src/metrics.js';
 import { capturingLogger, kitConfig, rawConnection, sleep, within } from './helpers.js';
 
 const KEY = 'kit-limits-key';
 const NEVER = -1;
 
-async function startKit(env: Record<string, string>) {
+async function startKit(env: Record<string, string>, health: Record<string, HealthCheck> = {}) {
   const { logger, lines } = capturingLogger();
-  const { app } = await createKitApp({
+  const { app, metrics } = await createKitApp({
     service: 'kit-limits',
     title: 'Kit limits',
     description: 'Límites',
     config: { ...kitConfig(env), apiKeys: [KEY] },
     logger,
     readOnlyAttributes: [],
-    health: {},
+    health,
   });
   app.post(
     '/api/things',
@@ -31,7 +34,7 @@ async function startKit(env: Record<string, string>) {
   app.get('/open', async () => ({ ok: true }));
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as AddressInfo;
-  return { app, port, lines };
+  return { app, port, lines, metrics };
 }
 
 const post = (path: string, length: number, extra = '') =>
@@ -171,4 +174,85 @@ describe('a client that hangs up halfway through its body', () => {
       connection.socket.destroy();
     },
   );
+});
+
+describe('floods of /metrics and /health', () => {
+  let kit: Awaited<ReturnType<typeof startKit>>;
+  const runs = { database: 0, upstream: 0 };
+  let release: () => void = () => {};
+  beforeAll(async () => {
+    kit = await startKit(
+      { METRICS_CACHE_MS: '60000' },
+      {
+        // Each run waits until the test releases it, so that the hits below overlap for sure.
+        database: {
+          critical: true,
+          run: () => {
+            runs.database++;
+            return new Promise<void>((resolve) => {
+              release = resolve;
+            });
+          },
+        },
+        upstream: { critical: false, maxAgeMs: 60_000, run: async () => void runs.upstream++ },
+      },
+    );
+  });
+  afterAll(async () => {
+    await kit?.app.close();
+  });
+
+  it('renders /metrics at most once per METRICS_CACHE_MS, however many scrape at once', async () => {
+    const render = vi.spyOn(kit.metrics.registry, 'metrics');
+    const scrapes = await Promise.all(Array.from({ length: 50 }, () => kit.app.inject({ url: '/metrics' })));
+    for (let i = 0; i < 10; i++) scrapes.push(await kit.app.inject({ url: '/metrics' }));
+    expect(render).toHaveBeenCalledTimes(1);
+    expect(new Set(scrapes.map((res) => res.statusCode))).toEqual(new Set([200]));
+    expect(new Set(scrapes.map((res) => res.body)).size).toBe(1);
+    expect(scrapes[0]!.body).toContain('http_requests_total');
+  });
+
+  it('shares one run of each check among concurrent hits, and reuses a result for its maxAgeMs', async () => {
+    const hits = Array.from({ length: 50 }, () => kit.app.inject({ url: '/health' }));
+    await sleep(50);
+    release();
+    const answers = await Promise.all(hits);
+    expect(answers.map((res) => res.json())).toEqual(
+      answers.map(() => ({ status: 'ok', checks: { database: 'ok', upstream: 'ok' } })),
+    );
+    expect(runs).toEqual({ database: 1, upstream: 1 });
+
+    // Later hits run the database check again (no maxAgeMs), the upstream check not before 60 s.
+    const later = kit.app.inject({ url: '/health' });
+    await sleep(50);
+    release();
+    expect((await later).statusCode).toBe(200);
+    expect(runs).toEqual({ database: 2, upstream: 1 });
+  });
+});
+
+describe('cachedMetricsText', () => {
+  it('with no maxAge, still lets concurrent scrapes share one rendering', async () => {
+    const registry = { metrics: vi.fn(async () => `text ${registry.metrics.mock.calls.length}`) };
+    const text = cachedMetricsText(registry as never, 0);
+    expect(await Promise.all([text(), text(), text()])).toEqual(['text 1', 'text 1', 'text 1']);
+    expect(await text()).toBe('text 2');
+  });
+
+  it('renders again once the text is older than maxAge, and after a failed rendering', async () => {
+    let fail = true;
+    const registry = {
+      metrics: vi.fn(async () => {
+        if (fail) throw new Error('collector failed');
+        return `text ${registry.metrics.mock.calls.length}`;
+      }),
+    };
+    const text = cachedMetricsText(registry as never, 40);
+    await expect(text()).rejects.toThrow('collector failed');
+    fail = false;
+    expect(await text()).toBe('text 2');
+    expect(await text()).toBe('text 2');
+    await sleep(60);
+    expect(await text()).toBe('text 3');
+  });
 });

@@ -17,6 +17,8 @@ describe('loadConfig (API.md §6)', () => {
       timeoutMs: 5_000,
       attempts: 3,
     });
+    expect(config.productsHealthCacheMs).toBe(2_000);
+    expect(loadConfig({ ...base, PRODUCTS_HEALTH_CACHE_MS: '0' }).productsHealthCacheMs).toBe(0);
   });
 
   it('reads the Products client settings', () => {
