@@ -20,8 +20,10 @@ import { databaseInputProblem, isDatabaseUnavailable } from './db.js';
 import { AppError, errorDocument } from './errors.js';
 import { type HealthCheck, registerHealth } from './health.js';
 import { assertAcceptable, assertRequestMediaType, ErrorDocument, MEDIA_TYPE } from './jsonapi.js';
-import { createHttpMetrics, type HttpMetrics } from './metrics.js';
-import { validationProblems } from './validation.js';
+import { capConnections, serverTimeouts } from './limits.js';
+import { redactUrl } from './logger.js';
+import { cachedMetricsText, createHttpMetrics, type HttpMetrics } from './metrics.js';
+import { jsonHoldsMoreThan, MAX_BODY_VALUES, validationProblems } from './validation.js';
 
 export type App = FastifyInstance<
   RawServerDefault,
@@ -42,7 +44,7 @@ export interface KitAppOptions {
   service: string;
   title: string;
   description: string;
-  config: Pick<BaseConfig, 'apiKeys'>;
+  config: Pick<BaseConfig, 'apiKeys' | 'http' | 'metricsCacheMs'>;
   logger: Logger;
   /** Attributes that clients may read but never send: sending one is a 400 that names it. */
   readOnlyAttributes: string[];
@@ -53,6 +55,9 @@ export const BODY_LIMIT = 1024 * 1024;
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 const STATUSES = new Set([400, 401, 403, 404, 406, 409, 413, 415, 422, 429, 500, 503]);
 
+/** The methods a route may have, in the order an `Allow` header lists them. */
+const METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT'] as const;
+
 const isApi = (url: string) => url === '/api' || url.startsWith('/api/') || url.startsWith('/api?');
 
 /**
@@ -60,6 +65,19 @@ const isApi = (url: string) => url === '/api' || url.startsWith('/api/') || url.
  * `/%61pi/products` reaches an `/api` route while its raw URL does not start with `/api`.
  */
 const isApiRequest = (request: FastifyRequest) => isApi(request.routeOptions.url ?? request.url);
+
+/** The request's own stream failed with this error: the body stopped before its end. */
+const isClientAbort = (error: unknown, request: FastifyRequest) =>
+  error != null && request.raw.errored === error;
+
+const TOO_MANY_VALUES = new AppError(400, 'too_many_values', {
+  detail: `El cuerpo de la petición contiene más de ${MAX_BODY_VALUES} valores`,
+  source: { pointer: '' },
+});
+
+const CLIENT_ABORTED = new AppError(400, 'client_aborted', {
+  detail: 'La conexión se cerró antes de recibir el cuerpo completo de la petición',
+});
 
 function answerFrameworkError(error: FastifyError, requestId: string, reply: FastifyReply): void {
   const appError = toAppError(error);
@@ -77,6 +95,7 @@ export async function createKitApp(options: KitAppOptions): Promise<{ app: App; 
   const app = Fastify({
     loggerInstance: options.logger as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT,
+    ...serverTimeouts(options.config.http),
     // One log line per request is written in onResponse; Fastify's two default lines would double it.
     logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: false,
@@ -104,6 +123,7 @@ export async function createKitApp(options: KitAppOptions): Promise<{ app: App; 
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   const metrics = createHttpMetrics(options.service);
+  capConnections(app.server, options.config.http, metrics.refusedConnections);
   const verifyKey = apiKeyVerifier(options.config.apiKeys);
   const readOnly = new Set(options.readOnlyAttributes);
 
@@ -117,6 +137,10 @@ export async function createKitApp(options: KitAppOptions): Promise<{ app: App; 
     (request, body: string, done) => {
       if (body === '' && request.method !== 'POST' && request.method !== 'PATCH')
         return done(null, undefined);
+      // Validation collects every problem, so its cost, like parsing's, grows with the values a
+      // body holds: 1 MiB of unknown members cost seconds of CPU. No body of the API comes near
+      // the bound, so one past it is refused before it is parsed.
+      if (jsonHoldsMoreThan(body, MAX_BODY_VALUES)) return done(TOO_MANY_VALUES, undefined);
       parseJson(request, body, done);
     },
   );
@@ -127,6 +151,8 @@ export async function createKitApp(options: KitAppOptions): Promise<{ app: App; 
     if (!isApiRequest(request)) return done();
     try {
       request.clientId = verifyKey(request.headers['x-api-key']);
+      // A request no route takes is answered 404 or 405 whatever its media types say.
+      if (request.routeOptions.url === undefined) return done();
       if (request.method === 'POST' || request.method === 'PATCH') {
         assertRequestMediaType(request.headers['content-type']);
       }
@@ -150,7 +176,7 @@ export async function createKitApp(options: KitAppOptions): Promise<{ app: App; 
     request.log.info(
       {
         method: request.method,
-        url: request.url,
+        url: redactUrl(request.url),
         status: reply.statusCode,
         ms: Math.round(reply.elapsedTime),
       },
@@ -160,12 +186,30 @@ export async function createKitApp(options: KitAppOptions): Promise<{ app: App; 
   });
 
   app.setNotFoundHandler(async (request) => {
+    const path = request.url.split('?', 1)[0] ?? '';
+    const allowed = METHODS.filter((method) => app.findRoute({ method, url: path }) !== null);
+    if (allowed.length > 0) {
+      const allow = allowed.join(', ');
+      throw new AppError(
+        405,
+        'method_not_allowed',
+        { detail: `El método ${request.method} no está permitido en esta ruta; se admite: ${allow}` },
+        { headers: { allow } },
+      );
+    }
     throw new AppError(404, 'route_not_found', {
-      detail: `No existe la ruta ${request.method} ${request.url}`,
+      detail: `No existe la ruta ${request.method} ${redactUrl(request.url)}`,
     });
   });
 
   app.setErrorHandler(async (error: FastifyError, request, reply) => {
+    if (isClientAbort(error, request)) {
+      // The client hung up, or a timeout cut it off, before its body arrived: no outage, and the
+      // answer reaches nobody. Its code (ECONNRESET) would otherwise read as a database failure.
+      metrics.clientAborts.inc();
+      request.log.info({ code: error.code }, 'client closed the connection before its body arrived');
+      return reply.code(400).type(MEDIA_TYPE).send(errorDocument(CLIENT_ABORTED.toErrorObjects()));
+    }
     const appError = toAppError(error, readOnly);
     if (appError.status >= 500) {
       request.log.error(
@@ -196,9 +240,10 @@ export async function createKitApp(options: KitAppOptions): Promise<{ app: App; 
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
   registerHealth(app, options.health);
+  const metricsText = cachedMetricsText(metrics.registry, options.config.metricsCacheMs);
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
     reply.type(metrics.registry.contentType);
-    return metrics.registry.metrics();
+    return metricsText();
   });
 
   return { app, metrics };

@@ -8,9 +8,28 @@ export interface BaseConfig {
   /** True when no API_KEYS were given and the development key is in use (a warning is logged). */
   usingDevKey: boolean;
   logLevel: string;
+  http: HttpLimits;
+  /** How long a rendered `/metrics` text is served again (0: every scrape renders). */
+  metricsCacheMs: number;
+}
+
+/** How long the HTTP server waits for a client, and how many clients it holds at once. */
+export interface HttpLimits {
+  /** The whole request, headers and body, must arrive within this (else 408 and the socket closes). */
+  requestTimeoutMs: number;
+  /** The request's headers must arrive within this; at most `requestTimeoutMs`. */
+  headersTimeoutMs: number;
+  /** A connection on which nothing moves for this long is closed, even while a request is handled. */
+  idleTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this long. */
+  keepAliveTimeoutMs: number;
+  /** Connections held at once; more are closed as soon as they are accepted. */
+  maxConnections: number;
 }
 
 export const DEV_API_KEY = 'dev-api-key';
+/** Production refuses shorter keys: a key is a password, and a short one is guessed. */
+export const MIN_PRODUCTION_KEY_LENGTH = 16;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export class ConfigError extends Error {
@@ -62,12 +81,32 @@ export class EnvReader {
     return value;
   }
 
-  /** A secret with a development default that production must set explicitly. */
+  /** A secret with a development default that production must set explicitly, and set well. */
   secret(name: string, devDefault: string): string {
     const value = this.optional(name);
-    if (value) return value;
+    if (value) {
+      this.checkProductionKey(name, value);
+      return value;
+    }
     if (this.production) this.problems.push(`${name} es obligatoria en producción (NODE_ENV=production)`);
     return devDefault;
+  }
+
+  /**
+   * In production an API key must not be the development key (it is published in the README) nor
+   * shorter than MIN_PRODUCTION_KEY_LENGTH. The problem names the key by its place, never by its text.
+   */
+  checkProductionKey(name: string, key: string, place = ''): void {
+    if (!this.production) return;
+    if (key === DEV_API_KEY) {
+      this.problems.push(
+        `${name}${place} es la clave de desarrollo publicada '${DEV_API_KEY}': no se admite en producción`,
+      );
+    } else if (key.length < MIN_PRODUCTION_KEY_LENGTH) {
+      this.problems.push(
+        `${name}${place} tiene ${key.length} caracteres: en producción cada clave debe tener al menos ${MIN_PRODUCTION_KEY_LENGTH}`,
+      );
+    }
   }
 
   done(): void {
@@ -83,6 +122,9 @@ export function readBaseConfig(reader: EnvReader, defaultPort: number): BaseConf
   if (keys.length === 0 && reader.production) {
     reader.problems.push('API_KEYS es obligatoria en producción (NODE_ENV=production)');
   }
+  keys.forEach((key, index) => {
+    reader.checkProductionKey('API_KEYS', key, keys.length > 1 ? ` (clave nº ${index + 1})` : '');
+  });
   const logLevel = reader.string('LOG_LEVEL', 'info');
   if (!LOG_LEVELS.includes(logLevel))
     reader.problems.push(`LOG_LEVEL debe ser uno de ${LOG_LEVELS.join(', ')}`);
@@ -94,5 +136,22 @@ export function readBaseConfig(reader: EnvReader, defaultPort: number): BaseConf
     apiKeys: keys.length > 0 ? keys : [DEV_API_KEY],
     usingDevKey: keys.length === 0,
     logLevel,
+    http: readHttpLimits(reader),
+    metricsCacheMs: reader.int('METRICS_CACHE_MS', 1_000, 0, 60_000),
   };
+}
+
+function readHttpLimits(reader: EnvReader): HttpLimits {
+  const limits = {
+    requestTimeoutMs: reader.int('HTTP_REQUEST_TIMEOUT_MS', 10_000, 100, 600_000),
+    headersTimeoutMs: reader.int('HTTP_HEADERS_TIMEOUT_MS', 5_000, 100, 600_000),
+    idleTimeoutMs: reader.int('HTTP_IDLE_TIMEOUT_MS', 60_000, 100, 3_600_000),
+    keepAliveTimeoutMs: reader.int('HTTP_KEEP_ALIVE_TIMEOUT_MS', 72_000, 100, 3_600_000),
+    maxConnections: reader.int('HTTP_MAX_CONNECTIONS', 1_000, 1, 1_000_000),
+  };
+  // The headers are part of the request: Node refuses a headers deadline past the request's.
+  if (limits.headersTimeoutMs > limits.requestTimeoutMs) {
+    reader.problems.push('HTTP_HEADERS_TIMEOUT_MS no puede superar HTTP_REQUEST_TIMEOUT_MS');
+  }
+  return limits;
 }

@@ -23,3 +23,34 @@ export function createLogger(service: string, level: string, production = false)
       : {}),
   });
 }
+
+/**
+ * Query parameters whose name, once decoded, lower-cased and stripped of everything but letters
+ * and digits, contains one of these: their values are secrets a client put in the URL by mistake.
+ */
+const SECRET_PARAMETER = /key|token|secret|passw|auth/;
+
+/** The URL with the value of every secret-looking query parameter replaced, the rest as sent. */
+export function redactUrl(url: string): string {
+  const query = url.indexOf('?');
+  if (query < 0) return url;
+  const parameters = url
+    .slice(query + 1)
+    .split('&')
+    .map((parameter) => {
+      const equals = parameter.indexOf('=');
+      const name = equals < 0 ? parameter : parameter.slice(0, equals);
+      return SECRET_PARAMETER.test(normalise(name)) ? `${name}=[redacted]` : parameter;
+    });
+  return `${url.slice(0, query)}?${parameters.join('&')}`;
+}
+
+function normalise(name: string): string {
+  let decoded = name.replace(/\+/g, ' ');
+  try {
+    decoded = decodeURIComponent(decoded);
+  } catch {
+    // A malformed escape is judged as it was sent.
+  }
+  return decoded.toLowerCase().replace(/[^a-z0-9]/g, '');
+}

@@ -91,8 +91,15 @@ function locate(error: FastifySchemaValidationError, context: Context): Problem[
 }
 
 /**
+ * The most error objects a response carries. A body of 1 MiB can hold 90 000 unknown members, one
+ * problem each: listing them all made a 14 MB answer and seconds of CPU out of one request.
+ */
+export const MAX_ERRORS = 20;
+
+/**
  * Turns the schema validator's errors into one JSON:API problem per location, each with
- * `source.pointer` (body) or `source.parameter` (query and path).
+ * `source.pointer` (body) or `source.parameter` (query and path): the first MAX_ERRORS − 1, then
+ * one saying more were left out, when there are more than MAX_ERRORS.
  */
 export function validationProblems(
   errors: FastifySchemaValidationError[],
@@ -105,8 +112,52 @@ export function validationProblems(
     const source = locate(error, context);
     const key = JSON.stringify(source);
     if (seen.has(key)) continue;
+    if (problems.length === MAX_ERRORS) {
+      problems.length = MAX_ERRORS - 1;
+      problems.push({
+        detail: `La petición tiene más problemas: se muestran los ${MAX_ERRORS - 1} primeros`,
+      });
+      break;
+    }
     seen.add(key);
     problems.push({ detail: describe(error, readOnly, context), ...(source ? { source } : {}) });
   }
   return problems;
 }
+
+/** The most members and items, at every depth, that a request body may hold. */
+export const MAX_BODY_VALUES = 1_000;
+
+/**
+ * Whether the JSON text holds more than `limit` values: it counts the commas and opening brackets
+ * outside strings (at least one per member or item), and stops past the limit. It reads the text
+ * before it is parsed, as parsing an object of 90 000 members costs as much as validating it.
+ */
+export function jsonHoldsMoreThan(text: string, limit: number): boolean {
+  if (text.length <= limit) return false;
+  let count = 0;
+  for (let i = 0; i < text.length; i++) {
+    const char = text.charCodeAt(i);
+    if (char === QUOTE) {
+      // A string ends at the next quote that no backslash escapes; indexOf skips it at native speed.
+      let end = text.indexOf('"', i + 1);
+      while (end !== -1 && escaped(text, end)) end = text.indexOf('"', end + 1);
+      if (end === -1) return false;
+      i = end;
+    } else if ((char === COMMA || char === OPEN_BRACKET || char === OPEN_BRACE) && ++count > limit) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/** Whether the character at `index` follows an odd number of backslashes. */
+function escaped(text: string, index: number): boolean {
+  let backslashes = 0;
+  while (text.charCodeAt(index - 1 - backslashes) === BACKSLASH) backslashes++;
+  return backslashes % 2 === 1;
+}
+
+const [BACKSLASH, QUOTE, COMMA, OPEN_BRACKET, OPEN_BRACE] = ['\\', '"', ',', '[', '{'].map((c) =>
+  c.charCodeAt(0),
+);

@@ -1,10 +1,12 @@
 import pino from 'pino';
 import { Type } from 'typebox';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { type App, createKitApp } from '../src/app.js';
+import { type App, BODY_LIMIT, createKitApp } from '../src/app.js';
 import { AppError } from '../src/errors.js';
 import type { HealthCheck } from '../src/health.js';
 import { MEDIA_TYPE } from '../src/jsonapi.js';
+import { MAX_BODY_VALUES, MAX_ERRORS } from '../src/validation.js';
+import { kitConfig } from './helpers.js';
 
 const KEY = 'kit-test-key';
 
@@ -24,7 +26,8 @@ beforeAll(async () => {
     service: 'kit-test',
     title: 'Kit test',
     description: 'Rutas de prueba',
-    config: { apiKeys: [KEY] },
+    // Every scrape renders afresh here: these tests read counters right after changing them.
+    config: { ...kitConfig({ METRICS_CACHE_MS: '0' }), apiKeys: [KEY] },
     logger,
     readOnlyAttributes: ['created_at'],
     health: checks,
@@ -306,5 +309,151 @@ describe('/metrics', () => {
       ),
     ).toBe(true);
     expect(res.body).not.toContain('12345');
+  });
+});
+
+describe('methods a known path does not support', () => {
+  it('answer 405 with an Allow header and a JSON:API error', async () => {
+    const res = await app.inject({ method: 'PUT', url: '/api/things/1', headers: withKey });
+    expect(res.statusCode).toBe(405);
+    expect(res.headers.allow).toBe('DELETE, GET, HEAD');
+    expect(res.headers['content-type']).toBe(MEDIA_TYPE);
+    expect(res.json()).toEqual({
+      errors: [
+        {
+          status: '405',
+          title: 'Method Not Allowed',
+          code: 'method_not_allowed',
+          detail: 'El método PUT no está permitido en esta ruta; se admite: DELETE, GET, HEAD',
+        },
+      ],
+    });
+    const collection = await app.inject({ method: 'PATCH', url: '/api/things?x=1', headers: withKey });
+    expect(collection.statusCode).toBe(405);
+    expect(collection.headers.allow).toBe('POST');
+  });
+
+  it('still asks for the key first, and a path that does not exist stays a 404', async () => {
+    expect((await app.inject({ method: 'PUT', url: '/api/things/1' })).statusCode).toBe(401);
+    const missing = await app.inject({ method: 'PUT', url: '/api/nothing/1', headers: withKey });
+    expect(missing.statusCode).toBe(404);
+    expect(missing.headers.allow).toBeUndefined();
+  });
+
+  it('holds outside /api and for a percent-encoded path too', async () => {
+    const open = await app.inject({ method: 'DELETE', url: '/open' });
+    expect(open.statusCode).toBe(405);
+    expect(open.headers.allow).toBe('GET, HEAD');
+    const encoded = await app.inject({ method: 'PUT', url: '/%61pi/things/1', headers: withKey });
+    expect(encoded.statusCode).toBe(405);
+  });
+});
+
+describe('error amplification', () => {
+  /** A body of about 0.9 MiB: `count` unknown attributes, or one attribute as long as they all are. */
+  function floodBody(count: number): string {
+    const members = Array.from({ length: count }, (_, i) => `"a${i}":0`).join(',');
+    return `{"data":{"type":"things","attributes":{"n":1,${members}}}}`;
+  }
+  const sameSizeOneProblem = (size: number) =>
+    `{"data":{"type":"things","attributes":{"n":1,"pad":"${'x'.repeat(size - 60)}"}}}`;
+
+  async function timedPost(payload: string) {
+    const started = performance.now();
+    const res = await app.inject({
+      method: 'POST',
+      url: '/api/things',
+      headers: { ...withKey, 'content-type': MEDIA_TYPE },
+      payload,
+    });
+    return { res, ms: performance.now() - started };
+  }
+
+  it(`answers ${MAX_BODY_VALUES} unknown attributes with ${MAX_ERRORS} errors, the last saying more were left out`, async () => {
+    // With `data`, `type`, `attributes` and `n`, the body holds exactly MAX_BODY_VALUES values.
+    const { res } = await timedPost(floodBody(MAX_BODY_VALUES - 4));
+    expect(res.statusCode).toBe(400);
+    const errors = res.json().errors as { code: string; detail: string; source?: { pointer: string } }[];
+    expect(errors).toHaveLength(MAX_ERRORS);
+    expect(errors[0]!.source).toEqual({ pointer: '/data/attributes/a0' });
+    expect(errors.at(-1)).toEqual({
+      status: '400',
+      title: 'Bad Request',
+      code: 'validation_failed',
+      detail: `La petición tiene más problemas: se muestran los ${MAX_ERRORS - 1} primeros`,
+    });
+  });
+
+  it('refuses a body of 90 000 unknown attributes before validating it, with one error', async () => {
+    const flood = floodBody(90_000);
+    expect(flood.length).toBeLessThan(BODY_LIMIT);
+    const { res } = await timedPost(flood);
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toEqual({
+      errors: [
+        {
+          status: '400',
+          title: 'Bad Request',
+          code: 'too_many_values',
+          detail: `El cuerpo de la petición contiene más de ${MAX_BODY_VALUES} valores`,
+          source: { pointer: '' },
+        },
+      ],
+    });
+    // Arrays count too: an array of many items would cost the same.
+    const items = `{"data":{"type":"things","attributes":{"n":[${'0,'.repeat(MAX_BODY_VALUES)}0]}}}`;
+    expect((await timedPost(items)).res.json().errors[0].code).toBe('too_many_values');
+  });
+
+  it('costs about what a body of the same size with one problem costs', async () => {
+    const flood = floodBody(90_000);
+    const floor = sameSizeOneProblem(flood.length);
+    // Medians of a few runs each, interleaved, so one pause of a busy machine does not decide.
+    const floods: number[] = [];
+    const floors: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      floors.push((await timedPost(floor)).ms);
+      floods.push((await timedPost(flood)).ms);
+    }
+    const median = (values: number[]) => values.sort((a, b) => a - b)[2]!;
+    console.log(
+      `[error amplification] 90 000 unknown attributes: median ${median(floods).toFixed(1)} ms; ` +
+        `same size, one problem: ${median(floors).toFixed(1)} ms`,
+    );
+    // Generous: parsing 0.9 MiB of JSON is the floor; before the cap this took 50-100× as long.
+    expect(median(floods)).toBeLessThan(10 * median(floors) + 50);
+  });
+});
+
+describe('keys in the query string', () => {
+  it.each([
+    'api_key=secret-in-query',
+    'X-API-Key=secret-in-query',
+    'apikey=secret-in-query&page%5Bsize%5D=2',
+    'access_token=secret-in-query',
+    'api%5Fkey=secret-in-query',
+  ])('are refused as before, and the logged URL redacts them (?%s)', async (query) => {
+    logLines.length = 0;
+    const res = await app.inject({ url: `/api/things/1?${query}` });
+    expect(res.statusCode).toBe(401);
+    const completed = logLines.find((line) => line.msg === 'request completed');
+    expect(completed?.url).toMatch(/^\/api\/things\/1\?[^=]+=\[redacted\]/);
+    expect(JSON.stringify(logLines)).not.toContain('secret-in-query');
+  });
+
+  it('keeps the other parameters as they were sent', async () => {
+    logLines.length = 0;
+    await app.inject({ url: '/api/things/1?page%5Bsize%5D=2&token=t0k3n-value&sort=-id', headers: withKey });
+    expect(logLines.find((line) => line.msg === 'request completed')?.url).toBe(
+      '/api/things/1?page%5Bsize%5D=2&token=[redacted]&sort=-id',
+    );
+  });
+
+  it('redacts them from the detail of a 404 too', async () => {
+    logLines.length = 0;
+    const res = await app.inject({ url: '/api/nothing?api_key=secret-in-query', headers: withKey });
+    expect(res.statusCode).toBe(404);
+    expect(res.body).not.toContain('secret-in-query');
+    expect(JSON.stringify(logLines)).not.toContain('secret-in-query');
   });
 });

@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEV_API_KEY, EnvReader, readBaseConfig } from '../src/config.js';
+import {
+  ConfigError,
+  DEV_API_KEY,
+  EnvReader,
+  MIN_PRODUCTION_KEY_LENGTH,
+  readBaseConfig,
+} from '../src/config.js';
 
 const DATABASE_URL = 'postgres://user@localhost:5432/db';
+const LONG_KEY = 'a-production-key-of-33-characters';
 
 /** Reads the base configuration and fails as a service would at start-up. */
 function load(env: Record<string, string | undefined>, defaultPort = 3001) {
@@ -31,6 +38,14 @@ describe('readBaseConfig', () => {
       apiKeys: [DEV_API_KEY],
       usingDevKey: true,
       logLevel: 'info',
+      http: {
+        requestTimeoutMs: 10_000,
+        headersTimeoutMs: 5_000,
+        idleTimeoutMs: 60_000,
+        keepAliveTimeoutMs: 72_000,
+        maxConnections: 1_000,
+      },
+      metricsCacheMs: 1_000,
     });
     expect(DEV_API_KEY).toBe('dev-api-key');
   });
@@ -42,17 +57,31 @@ describe('readBaseConfig', () => {
         NODE_ENV: 'production',
         PORT: '8080',
         HOST: '127.0.0.1',
-        API_KEYS: 'k1',
+        API_KEYS: LONG_KEY,
         LOG_LEVEL: 'debug',
+        HTTP_REQUEST_TIMEOUT_MS: '3000',
+        HTTP_HEADERS_TIMEOUT_MS: '2000',
+        HTTP_IDLE_TIMEOUT_MS: '9000',
+        HTTP_KEEP_ALIVE_TIMEOUT_MS: '4000',
+        HTTP_MAX_CONNECTIONS: '50',
+        METRICS_CACHE_MS: '0',
       }),
     ).toEqual({
       nodeEnv: 'production',
       port: 8080,
       host: '127.0.0.1',
       databaseUrl: DATABASE_URL,
-      apiKeys: ['k1'],
+      apiKeys: [LONG_KEY],
       usingDevKey: false,
       logLevel: 'debug',
+      http: {
+        requestTimeoutMs: 3_000,
+        headersTimeoutMs: 2_000,
+        idleTimeoutMs: 9_000,
+        keepAliveTimeoutMs: 4_000,
+        maxConnections: 50,
+      },
+      metricsCacheMs: 0,
     });
   });
 
@@ -75,6 +104,66 @@ describe('readBaseConfig', () => {
   it.each([undefined, '', ' , '])('in production, API_KEYS=%j refuses to start', (API_KEYS) => {
     const problems = problemsOf({ DATABASE_URL, NODE_ENV: 'production', API_KEYS });
     expect(problems).toEqual([expect.stringContaining('API_KEYS')]);
+  });
+
+  it('refuses a headers timeout longer than the request timeout', () => {
+    const problems = problemsOf({
+      DATABASE_URL,
+      HTTP_REQUEST_TIMEOUT_MS: '1000',
+      HTTP_HEADERS_TIMEOUT_MS: '2000',
+    });
+    expect(problems).toEqual([expect.stringContaining('HTTP_HEADERS_TIMEOUT_MS')]);
+  });
+
+  it.each([
+    'HTTP_REQUEST_TIMEOUT_MS',
+    'HTTP_HEADERS_TIMEOUT_MS',
+    'HTTP_IDLE_TIMEOUT_MS',
+    'HTTP_KEEP_ALIVE_TIMEOUT_MS',
+    'HTTP_MAX_CONNECTIONS',
+  ])('%s=0 is refused: no limit is not an option', (name) => {
+    expect(problemsOf({ DATABASE_URL, [name]: '0' })).toEqual([expect.stringContaining(name)]);
+  });
+
+  describe('API keys in production', () => {
+    const production = { DATABASE_URL, NODE_ENV: 'production' };
+
+    it('refuses the published development key, alone or among others', () => {
+      expect(problemsOf({ ...production, API_KEYS: DEV_API_KEY })).toEqual([
+        expect.stringMatching(/API_KEYS.*dev-api-key/),
+      ]);
+      expect(problemsOf({ ...production, API_KEYS: `${LONG_KEY},dev-api-key` })).toEqual([
+        expect.stringMatching(/API_KEYS \(clave nº 2\).*dev-api-key/),
+      ]);
+    });
+
+    it(`refuses keys shorter than ${MIN_PRODUCTION_KEY_LENGTH} characters, naming them by place, never by text`, () => {
+      const short = 'x'.repeat(MIN_PRODUCTION_KEY_LENGTH - 1);
+      const problems = problemsOf({ ...production, API_KEYS: `a,${LONG_KEY},${short}` });
+      expect(problems).toEqual([
+        expect.stringMatching(/API_KEYS \(clave nº 1\) tiene 1 caracteres/),
+        expect.stringMatching(new RegExp(`API_KEYS \\(clave nº 3\\) tiene ${short.length} caracteres`)),
+      ]);
+      expect(problems.join('\n')).not.toContain(short);
+      expect(load({ ...production, API_KEYS: 'y'.repeat(MIN_PRODUCTION_KEY_LENGTH) }).apiKeys).toHaveLength(
+        1,
+      );
+    });
+
+    it('applies the same rules to a secret such as PRODUCTS_API_KEY', () => {
+      for (const [value, problem] of [
+        [DEV_API_KEY, /PRODUCTS_API_KEY.*dev-api-key/],
+        ['corta', /PRODUCTS_API_KEY tiene 5 caracteres/],
+      ] as const) {
+        const reader = new EnvReader({ NODE_ENV: 'production', PRODUCTS_API_KEY: value });
+        reader.secret('PRODUCTS_API_KEY', DEV_API_KEY);
+        expect(reader.problems).toEqual([expect.stringMatching(problem)]);
+      }
+    });
+
+    it('keeps accepting any key outside production', () => {
+      expect(load({ DATABASE_URL, API_KEYS: 'a,dev-api-key' }).apiKeys).toEqual(['a', DEV_API_KEY]);
+    });
   });
 
   it.each(['abc', '70000', '65536', '-1', '3.5', '80abc'])('PORT=%j is refused', (PORT) => {
@@ -174,8 +263,8 @@ describe('EnvReader', () => {
     prod.secret('PRODUCTS_API_KEY', 'dev-api-key');
     expect(prod.problems).toEqual([expect.stringContaining('PRODUCTS_API_KEY')]);
 
-    const given = new EnvReader({ NODE_ENV: 'production', PRODUCTS_API_KEY: 's3cret' });
-    expect(given.secret('PRODUCTS_API_KEY', 'dev-api-key')).toBe('s3cret');
+    const given = new EnvReader({ NODE_ENV: 'production', PRODUCTS_API_KEY: LONG_KEY });
+    expect(given.secret('PRODUCTS_API_KEY', 'dev-api-key')).toBe(LONG_KEY);
     expect(given.problems).toEqual([]);
   });
 });

@@ -1,6 +1,6 @@
 import type { FastifySchemaValidationError } from 'fastify/types/schema.js';
 import { describe, expect, it } from 'vitest';
-import { validationProblems } from '../src/validation.js';
+import { jsonHoldsMoreThan, validationProblems } from '../src/validation.js';
 
 const NO_READ_ONLY = new Set<string>();
 
@@ -155,5 +155,24 @@ describe('validationProblems — querystring and params', () => {
     expect(
       validationProblems([error('type', '', { type: 'object' })], 'querystring', NO_READ_ONLY)[0]?.source,
     ).toEqual({ parameter: '' });
+  });
+});
+
+describe('jsonHoldsMoreThan', () => {
+  it('counts members and items at every depth, and stops past the limit', () => {
+    expect(jsonHoldsMoreThan('{"a":1,"b":[1,2,3],"c":{"d":null}}', 5)).toBe(true);
+    expect(jsonHoldsMoreThan('{"a":1,"b":[1,2,3],"c":{"d":null}}', 10)).toBe(false);
+    expect(jsonHoldsMoreThan(`[${'0,'.repeat(10_000)}0]`, 1_000)).toBe(true);
+  });
+
+  it('does not count what strings hold, escaped quotes and backslashes included', () => {
+    const text = JSON.stringify({ a: `,,,{[${'\\",,'.repeat(50)}\\\\`, b: ',"[,{' });
+    expect(JSON.parse(text).b).toBe(',"[,{');
+    expect(jsonHoldsMoreThan(text, 3)).toBe(false);
+    expect(jsonHoldsMoreThan(`${text.slice(0, -1)},"c":1,"d":2}`, 3)).toBe(true);
+  });
+
+  it('leaves malformed text to the parser', () => {
+    expect(jsonHoldsMoreThan(`{"a":"${','.repeat(50)}`, 3)).toBe(false);
   });
 });

@@ -32,7 +32,8 @@ export async function buildApp(config: InventoryConfig, logger: Logger): Promise
     health: {
       database: { critical: true, run: async () => void (await pool.query('SELECT 1')) },
       // Reported for operators; purchases fail fast with 503 while it is down, the service stays up.
-      products: { critical: false, run: () => products.ping() },
+      // The answer is reused for a while: /health needs no key, and each hit used to call Products.
+      products: { critical: false, maxAgeMs: config.productsHealthCacheMs, run: () => products.ping() },
     },
   });
 

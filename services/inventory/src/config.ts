@@ -41,6 +41,8 @@ export interface IdempotencyConfig {
 export interface InventoryConfig extends BaseConfig {
   databasePoolMax: number;
   products: ProductsClientConfig;
+  /** How long /health reports the last check of Products before it asks again. */
+  productsHealthCacheMs: number;
   nats: NatsConfig;
   outbox: OutboxConfig;
   idempotency: IdempotencyConfig;
@@ -75,6 +77,7 @@ export function loadConfig(env: Record<string, string | undefined>): InventoryCo
       breakerHalfOpenMs: reader.int('PRODUCTS_BREAKER_HALF_OPEN_MS', 5_000, 1, 600_000),
       connections: reader.int('PRODUCTS_CONNECTIONS', 32, 1, 1024),
     },
+    productsHealthCacheMs: reader.int('PRODUCTS_HEALTH_CACHE_MS', 2_000, 0, 600_000),
     nats: {
       url: reader.optional('NATS_URL'),
       stream: matching(reader, 'NATS_STREAM', 'INVENTORY', STREAM_NAME),

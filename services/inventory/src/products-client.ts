@@ -16,18 +16,39 @@ import type { Logger } from 'pino';
 import { Pool } from 'undici';
 import type { ProductsClientConfig } from './config.js';
 
-/** The product as the Products service returned it: the JSON:API resource object, untouched. */
+/**
+ * The product as the Products service returned it, rebuilt from its checked members only: it is
+ * priced from and shown to clients in `included`, so nothing else Products sends goes through.
+ */
 export interface ProductResource {
   type: 'products';
   id: string;
-  attributes: { precio: number; nombre: string; created_at: string; [name: string]: unknown };
-  [member: string]: unknown;
+  attributes: {
+    nombre: string;
+    precio: number;
+    descripcion: string | null;
+    created_at: string;
+    updated_at: string;
+  };
+  links: { self: string };
 }
 
 /** A failure that may succeed on retry: connection errors, timeouts, 502/503/504. */
 class TransientProductsError extends Error {
   override name = 'TransientProductsError';
 }
+
+/** Products answered 200 with a product Inventory must not sell or show; retrying changes nothing. */
+class RefusedProductError extends Error {
+  override name = 'RefusedProductError';
+}
+
+/**
+ * The largest answer read from Products. A product is at most a few kilobytes (a 255-character
+ * name, a 5000-character description); a 50 MB answer read whole took 150 MB per purchase.
+ */
+export const MAX_PRODUCT_RESPONSE_BYTES = 64 * 1024;
+const TOO_LARGE = 'UND_ERR_RES_EXCEEDED_MAX_SIZE';
 
 const RETRYABLE_STATUSES = new Set([502, 503, 504]);
 const UNAVAILABLE = 'Servicio de productos no disponible';
@@ -36,24 +57,59 @@ const isTransient = (err: Error) => err instanceof TransientProductsError || isC
 
 function isConnectionError(err: Error): boolean {
   const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' && (code.startsWith('UND_ERR') || code.startsWith('E'));
+  return (
+    typeof code === 'string' && code !== TOO_LARGE && (code.startsWith('UND_ERR') || code.startsWith('E'))
+  );
 }
 
-function isProductResource(value: unknown): value is ProductResource {
-  const data = value as ProductResource | undefined;
-  return (
-    data?.type === 'products' &&
-    typeof data.id === 'string' &&
-    typeof data.attributes?.precio === 'number' &&
-    data.attributes.precio > 0 &&
-    typeof data.attributes.created_at === 'string'
-  );
+/** A price the `precio` column holds: positive, at most two decimals, at most 99999999.99. */
+const PRICE = /^\d{1,8}(\.\d{1,2})?$/;
+const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/;
+
+const isTimestamp = (value: unknown): value is string => typeof value === 'string' && TIMESTAMP.test(value);
+
+/**
+ * The product with id `id` from a Products document, rebuilt from its checked members, or a
+ * RefusedProductError naming what is wrong: another product than the one asked for, or a price
+ * that would be charged other than as stated (12.345 was charged 12.35; 0.001 made a 500).
+ */
+function productFrom(document: unknown, id: number): ProductResource {
+  const data = (document as { data?: unknown } | null)?.data as
+    | { type?: unknown; id?: unknown; attributes?: Record<string, unknown> }
+    | undefined;
+  const attributes = data?.attributes;
+  if (data?.type !== 'products' || typeof attributes !== 'object' || attributes === null) {
+    throw new RefusedProductError('no product resource in the document');
+  }
+  if (data.id !== String(id)) throw new RefusedProductError(`another product's id: ${String(data.id)}`);
+  const { nombre, precio, descripcion, created_at, updated_at } = attributes;
+  if (typeof precio !== 'number' || !PRICE.test(String(precio)) || precio <= 0) {
+    throw new RefusedProductError(`invalid precio: ${String(precio)}`);
+  }
+  if (typeof nombre !== 'string' || nombre.length === 0 || nombre.length > 255) {
+    throw new RefusedProductError('invalid nombre');
+  }
+  if (descripcion != null && (typeof descripcion !== 'string' || descripcion.length > 5000)) {
+    throw new RefusedProductError('invalid descripcion');
+  }
+  if (!isTimestamp(created_at) || !isTimestamp(updated_at)) {
+    throw new RefusedProductError('invalid created_at or updated_at');
+  }
+  return {
+    type: 'products',
+    id: data.id,
+    attributes: { nombre, precio, descripcion: descripcion ?? null, created_at, updated_at },
+    links: { self: `/api/products/${id}` },
+  };
 }
 
 export interface ProductsClient {
   /** The product, or undefined when the Products service says it does not exist (404). */
   getProduct(id: number, requestId: string): Promise<ProductResource | undefined>;
-  /** Whether the Products service answers its health check now (reported, never fatal). */
+  /**
+   * Whether the Products service answers its health check (reported, never fatal); fails at once
+   * while the circuit is open.
+   */
   ping(): Promise<void>;
   breakerState(): 'closed' | 'open' | 'half-open';
   onBreakerChange(listener: (state: 'closed' | 'open' | 'half-open') => void): void;
@@ -75,7 +131,12 @@ const STATE_NAMES = {
 export function createProductsClient(config: ProductsClientConfig, log: Logger): ProductsClient {
   const origin = new URL(config.url);
   const basePath = origin.pathname.replace(/\/$/, '');
-  const pool = new Pool(origin.origin, { connections: config.connections, keepAliveTimeout: 30_000 });
+  const pool = new Pool(origin.origin, {
+    connections: config.connections,
+    keepAliveTimeout: 30_000,
+    // Cuts the connection once an answer outgrows this, whatever its Content-Length says.
+    maxResponseSize: MAX_PRODUCT_RESPONSE_BYTES,
+  });
 
   // Retry (outermost) sees each attempt fail; the breaker counts failed attempts; each attempt has
   // its own timeout (fetchOnce). An open circuit is not retried: that is what makes it answer at once.
@@ -131,9 +192,13 @@ export function createProductsClient(config: ProductsClientConfig, log: Logger):
       // 401 (a wrong PRODUCTS_API_KEY) or another answer that a retry cannot change.
       throw new Error(`Products answered ${response.statusCode}: ${body.slice(0, 200)}`);
     }
-    const data = (JSON.parse(body) as { data?: unknown }).data;
-    if (!isProductResource(data)) throw new Error('Products answered a document without a valid product');
-    return data;
+    let document: unknown;
+    try {
+      document = JSON.parse(body);
+    } catch {
+      throw new RefusedProductError('the answer is not JSON');
+    }
+    return productFrom(document, id);
   }
 
   return {
@@ -142,18 +207,26 @@ export function createProductsClient(config: ProductsClientConfig, log: Logger):
         return await policy.execute(() => fetchOnce(id, requestId));
       } catch (err) {
         if (err instanceof BrokenCircuitError) log.debug('Products circuit open: failing fast');
-        else log.error({ err, productId: id }, 'Products service call failed');
+        else if (err instanceof RefusedProductError || (err as { code?: unknown }).code === TOO_LARGE) {
+          log.warn(
+            { productId: id, reason: (err as Error).message },
+            'refused the product Products answered',
+          );
+        } else log.error({ err, productId: id }, 'Products service call failed');
         throw serviceUnavailable(UNAVAILABLE, err);
       }
     },
     async ping() {
-      const response = await pool.request({
-        method: 'GET',
-        path: `${basePath}/health`,
-        signal: AbortSignal.timeout(1_000),
+      // Through the breaker: an open circuit answers at once, without a call to a service known down.
+      await breaker.execute(async () => {
+        const response = await pool.request({
+          method: 'GET',
+          path: `${basePath}/health`,
+          signal: AbortSignal.timeout(1_000),
+        });
+        await response.body.dump();
+        if (response.statusCode !== 200) throw new Error(`Products health answered ${response.statusCode}`);
       });
-      await response.body.dump();
-      if (response.statusCode !== 200) throw new Error(`Products health answered ${response.statusCode}`);
     },
     breakerState: () => STATE_NAMES[breaker.state],
     onBreakerChange: (listener) => {

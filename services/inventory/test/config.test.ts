@@ -17,6 +17,8 @@ describe('loadConfig (API.md §6)', () => {
       timeoutMs: 5_000,
       attempts: 3,
     });
+    expect(config.productsHealthCacheMs).toBe(2_000);
+    expect(loadConfig({ ...base, PRODUCTS_HEALTH_CACHE_MS: '0' }).productsHealthCacheMs).toBe(0);
   });
 
   it('reads the Products client settings', () => {
@@ -60,8 +62,27 @@ describe('loadConfig (API.md §6)', () => {
       /API_KEYS[\s\S]*PRODUCTS_API_KEY|PRODUCTS_API_KEY[\s\S]*API_KEYS/,
     );
     expect(() =>
-      loadConfig({ ...base, NODE_ENV: 'production', API_KEYS: 'k', PRODUCTS_API_KEY: 'p' }),
+      loadConfig({
+        ...base,
+        NODE_ENV: 'production',
+        API_KEYS: 'a-client-key-of-24-chars',
+        PRODUCTS_API_KEY: 'the-key-for-products-xyz',
+      }),
     ).not.toThrow();
+  });
+
+  it('refuses the development key and short keys in production, every one listed', () => {
+    let error: unknown;
+    try {
+      loadConfig({ ...base, NODE_ENV: 'production', API_KEYS: 'dev-api-key', PRODUCTS_API_KEY: 'short' });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).problems).toEqual([
+      expect.stringMatching(/^API_KEYS .*dev-api-key/),
+      expect.stringMatching(/^PRODUCTS_API_KEY tiene 5 caracteres/),
+    ]);
   });
 
   it('requires DATABASE_URL', () => {

@@ -27,6 +27,8 @@ export const MAX_INT = 2_147_483_647;
 export const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 export const UNAVAILABLE = 'Servicio de productos no disponible';
 const silent = pino({ level: 'silent' });
+/** Every scrape renders afresh: tests read counters right after changing them. */
+export const FRESH_METRICS = { METRICS_CACHE_MS: '0' };
 
 export type Response = Awaited<ReturnType<App['inject']>>;
 
@@ -38,7 +40,10 @@ export async function startProducts(): Promise<{
   close: () => Promise<void>;
 }> {
   const db = await createTestDatabase('products');
-  const app = await buildProducts(loadProductsConfig({ DATABASE_URL: db.url, API_KEYS: API_KEY }), silent);
+  const app = await buildProducts(
+    loadProductsConfig({ DATABASE_URL: db.url, API_KEYS: API_KEY, ...FRESH_METRICS }),
+    silent,
+  );
   const address = await app.listen({ host: '127.0.0.1', port: 0 });
   return {
     app,
@@ -62,6 +67,7 @@ export async function buildInventory(
       API_KEYS: `${API_KEY},${SECOND_KEY}`,
       PRODUCTS_URL: productsUrl,
       PRODUCTS_API_KEY: API_KEY,
+      ...FRESH_METRICS,
       ...env,
     }),
     silent,
@@ -265,6 +271,7 @@ export type FakeBehaviour =
   | 'stall-body'
   | 'reset'
   | 'garbage'
+  | 'huge'
   | 401
   | 404
   | 500
@@ -281,6 +288,8 @@ export interface FakeProducts {
   script: FakeBehaviour[];
   /** Prices of the products the server knows (`ok`); unknown ids get 404. */
   prices: Map<number, number>;
+  /** Documents served as they are (`ok`, 200) for these ids, before `prices` is looked at. */
+  documents: Map<number, unknown>;
   requests: SeenRequest[];
   connections: () => number;
   close: () => Promise<void>;
@@ -309,7 +318,7 @@ const errorBody = (status: number) => ({ errors: [{ status: String(status), titl
 /**
  * A stand-in for the Products service that counts the connections and requests it receives and
  * misbehaves on demand: hangs (accepts, never answers), stalls (sends the headers and part of the
- * body, never the rest), resets the connection, answers garbage or an error status. `GET /health`
+ * body, never the rest), resets the connection, answers garbage, 50 MB or an error status. `GET /health`
  * follows the same behaviour.
  */
 export async function startFakeProducts(initial: FakeBehaviour = 'ok'): Promise<FakeProducts> {
@@ -321,6 +330,7 @@ export async function startFakeProducts(initial: FakeBehaviour = 'ok'): Promise<
     behaviour: initial,
     script: [],
     prices: new Map(),
+    documents: new Map(),
     requests: [],
     connections: () => connections,
     close: async () => {
@@ -340,6 +350,17 @@ export async function startFakeProducts(initial: FakeBehaviour = 'ok'): Promise<
       req.socket.destroy();
       return;
     }
+    if (behaviour === 'huge') {
+      // 50 MB announced and sent for as long as the client reads.
+      res.writeHead(200, { 'content-type': JSONAPI, 'content-length': String(50 * 1024 * 1024) });
+      const chunk = Buffer.alloc(64 * 1024, 0x20);
+      const pump = () => {
+        while (!res.destroyed && res.write(chunk));
+      };
+      res.on('drain', pump);
+      pump();
+      return;
+    }
     if (behaviour === 'garbage') {
       answer(res, 200, { data: { type: 'products', id: '1', attributes: { nombre: 'sin precio' } } });
       return;
@@ -353,6 +374,10 @@ export async function startFakeProducts(initial: FakeBehaviour = 'ok'): Promise<
       return;
     }
     const id = Number(/\/api\/products\/(\d+)$/.exec(req.url ?? '')?.[1]);
+    if (fake.documents.has(id)) {
+      answer(res, 200, fake.documents.get(id));
+      return;
+    }
     const precio = fake.prices.get(id);
     if (precio === undefined) answer(res, 404, errorBody(404));
     else answer(res, 200, { data: fakeProduct(id, precio), links: { self: `/api/products/${id}` } });

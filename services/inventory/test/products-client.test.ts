@@ -7,7 +7,11 @@ import { AppError } from '@catalogo/kit/errors';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ProductsClientConfig } from '../src/config.js';
-import { createProductsClient, type ProductsClient } from '../src/products-client.js';
+import {
+  createProductsClient,
+  MAX_PRODUCT_RESPONSE_BYTES,
+  type ProductsClient,
+} from '../src/products-client.js';
 import {
   closedPort,
   type FakeBehaviour,
@@ -165,6 +169,106 @@ describe('ping', () => {
     await expect(client.ping()).resolves.toBeUndefined();
     server.behaviour = 503;
     await expect(client.ping()).rejects.toThrow();
+  });
+
+  it('goes through the breaker: while the circuit is open it fails without a call', async () => {
+    const { server, client } = await setup(503, { breakerThreshold: 2, breakerHalfOpenMs: 60_000 });
+    await unavailable(client);
+    expect(client.breakerState()).toBe('open');
+    const calls = server.requests.length;
+    server.behaviour = 'ok';
+    await expect(client.ping()).rejects.toThrow();
+    expect(server.requests).toHaveLength(calls);
+  });
+});
+
+describe('what Products answers is checked before it is sold or shown', () => {
+  /** A logger whose warnings land in `warnings`. */
+  function capture() {
+    const warnings: Record<string, unknown>[] = [];
+    const logger = pino(
+      { level: 'warn' },
+      { write: (line: string) => void warnings.push(JSON.parse(line) as Record<string, unknown>) },
+    );
+    return { warnings, logger };
+  }
+
+  async function serving(document: unknown, logger = log) {
+    const server = await startFakeProducts('ok');
+    const client = createProductsClient(
+      {
+        url: server.url,
+        apiKey: 'k',
+        timeoutMs: 2_000,
+        attempts: 3,
+        breakerThreshold: 100,
+        breakerHalfOpenMs: 100,
+        connections: 2,
+      },
+      logger,
+    );
+    cleanup.push(server.close, client.close);
+    server.documents.set(7, document);
+    return { server, client };
+  }
+
+  const product = (attributes: Record<string, unknown>, id = '7') => ({
+    data: { ...fakeProduct(7, 1), id, attributes: { ...fakeProduct(7, 1).attributes, ...attributes } },
+  });
+
+  it('keeps only the product’s own members, whatever else Products sends', async () => {
+    const { client } = await serving({
+      data: {
+        ...fakeProduct(7, 12.5),
+        attributes: { ...fakeProduct(7, 12.5).attributes, coste_interno: 3, html: '<script>' },
+        meta: { secreto: true },
+        relationships: { proveedor: { data: { type: 'x', id: '1' } } },
+      },
+      included: [{ type: 'x', id: '1' }],
+    });
+    expect(await client.getProduct(7, 'r')).toEqual(fakeProduct(7, 12.5));
+  });
+
+  it.each([
+    ['another product', product({}, '8'), /another product/],
+    ['a price with three decimals', product({ precio: 12.345 }), /precio: 12.345/],
+    ['a price below a cent', product({ precio: 0.001 }), /precio: 0.001/],
+    ['a price of 0', product({ precio: 0 }), /precio: 0/],
+    ['a negative price', product({ precio: -5 }), /precio: -5/],
+    ['a price over 99999999.99', product({ precio: 100_000_000 }), /precio: 100000000/],
+    ['a price in exponent form', product({ precio: 1e-7 }), /precio: 1e-7/],
+    ['a price sent as text', product({ precio: '12.50' }), /precio: 12.50/],
+    ['no name', product({ nombre: undefined }), /nombre/],
+    ['a timestamp that is not one', product({ updated_at: 'ayer' }), /updated_at/],
+    ['no product at all', { data: null }, /no product/],
+    ['a bare string instead of a document', 'no es un documento', /no product/],
+  ])('refuses %s with a 503, once, logging the reason at warn', async (_label, document, reason) => {
+    const { warnings, logger } = capture();
+    const { server, client } = await serving(document, logger);
+    await unavailable(client, 7);
+    expect(server.requests).toHaveLength(1);
+    const warning = warnings.find((line) => line.msg === 'refused the product Products answered');
+    expect(warning).toMatchObject({ level: 40, productId: 7 });
+    expect(String(warning?.reason)).toMatch(reason);
+  });
+
+  it('accepts every price the column holds, exactly', async () => {
+    for (const precio of [0.01, 0.1, 1, 12.35, 99_999_999.99]) {
+      const { client } = await serving(product({ precio }));
+      expect((await client.getProduct(7, 'r'))?.attributes.precio).toBe(precio);
+    }
+  });
+
+  it(`stops reading an answer past ${MAX_PRODUCT_RESPONSE_BYTES / 1024} KiB: 503 at once, not retried`, async () => {
+    const { warnings, logger } = capture();
+    const { server, client } = await serving(undefined, logger);
+    server.behaviour = 'huge';
+    const before = process.memoryUsage().rss;
+    await unavailable(client, 7);
+    expect(server.requests).toHaveLength(1);
+    expect(warnings.find((line) => line.msg === 'refused the product Products answered')).toBeDefined();
+    // Generous: the 50 MB answer is not held, whatever else the process allocates meanwhile.
+    expect(process.memoryUsage().rss - before).toBeLessThan(40 * 1024 * 1024);
   });
 });
 

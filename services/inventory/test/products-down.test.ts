@@ -343,3 +343,59 @@ describe('what the Inventory sends to Products', () => {
     expect(server.requests[1]!.url).toBe('/catalogo/health');
   });
 });
+
+describe('a product Inventory must not sell', () => {
+  it.each([
+    ['a price with three decimals', { precio: 12.345 }],
+    ['a price below a cent', { precio: 0.001 }],
+  ])('%s: the purchase answers 503 and writes nothing', async (_label, attributes) => {
+    const server = useShared('ok');
+    const id = await stockedProduct(server);
+    server.documents.set(id, {
+      data: { ...fakeProduct(id, 1), attributes: { ...fakeProduct(id, 1).attributes, ...attributes } },
+    });
+    const res = await expectNoWrite(db, () => buy(sharedApp, id));
+    expectUnavailable(res);
+    expect(await stockOf(db, id)).toBe(10);
+    server.documents.delete(id);
+  });
+
+  it('another product than the one asked for: the stock read answers 503', async () => {
+    const server = useShared('ok');
+    const id = await stockedProduct(server);
+    server.documents.set(id, { data: fakeProduct(id + 1, 2.5) });
+    expectUnavailable(await send(sharedApp, 'GET', `/api/inventory/${id}`));
+    server.documents.delete(id);
+  });
+});
+
+describe('/health under a flood', () => {
+  it('asks Products at most once per PRODUCTS_HEALTH_CACHE_MS, however many hit it at once', async () => {
+    const server = await fake('ok');
+    const app = await inventory(server.url, { PRODUCTS_HEALTH_CACHE_MS: '60000' });
+    const hits = await Promise.all(
+      Array.from({ length: 50 }, () => app.inject({ method: 'GET', url: '/health' })),
+    );
+    for (let i = 0; i < 10; i++) hits.push(await app.inject({ method: 'GET', url: '/health' }));
+    expect(hits.map((res) => res.json().checks.products)).toEqual(hits.map(() => 'ok'));
+    expect(server.requests.filter((request) => request.url === '/health')).toHaveLength(1);
+  });
+
+  it('while the circuit is open, reports Products down without calling it', async () => {
+    const server = await fake(503);
+    const app = await inventory(server.url, {
+      PRODUCTS_BREAKER_THRESHOLD: '3',
+      PRODUCTS_BREAKER_HALF_OPEN_MS: '60000',
+      PRODUCTS_HEALTH_CACHE_MS: '0',
+    });
+    expectUnavailable(await buy(app, 1));
+    expect(await metric(app, 'products_circuit_breaker_state')).toBe(1);
+    const calls = server.requests.length;
+    for (let i = 0; i < 5; i++) {
+      const res = await app.inject({ method: 'GET', url: '/health' });
+      expect(res.statusCode).toBe(200);
+      expect(res.json().checks.products).toBe('error');
+    }
+    expect(server.requests).toHaveLength(calls);
+  });
+});

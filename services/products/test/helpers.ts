@@ -31,6 +31,8 @@ export function useProductsApp(): { app: () => ProductsApp; db: () => TestDataba
       DATABASE_URL: db.url,
       API_KEYS: `${API_KEY},${SECOND_KEY}`,
       LOG_LEVEL: 'silent',
+      // Every scrape renders afresh: tests read counters right after changing them.
+      METRICS_CACHE_MS: '0',
     });
     app = await buildApp(config, pino({ level: 'silent' }));
   });

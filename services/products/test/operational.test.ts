@@ -135,7 +135,12 @@ describe('x-request-id', () => {
 
 /** A Products app whose database is `url`; no test database behind it. */
 async function appWithDatabase(url: string): Promise<ProductsApp> {
-  const config = loadConfig({ DATABASE_URL: url, API_KEYS: API_KEY, LOG_LEVEL: 'silent' });
+  const config = loadConfig({
+    DATABASE_URL: url,
+    API_KEYS: API_KEY,
+    LOG_LEVEL: 'silent',
+    METRICS_CACHE_MS: '0',
+  });
   return buildApp(config, pino({ level: 'silent' }));
 }
 

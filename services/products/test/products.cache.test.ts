@@ -91,7 +91,13 @@ const PAGE_MISSES = 'product_page_cache_lookups_total{result="miss"}';
 /** One more instance on the test's database, configured by `env` besides. */
 const startInstance = (env: Record<string, string> = {}) =>
   buildApp(
-    loadConfig({ DATABASE_URL: ctx.db().url, API_KEYS: API_KEY, LOG_LEVEL: 'silent', ...env }),
+    loadConfig({
+      DATABASE_URL: ctx.db().url,
+      API_KEYS: API_KEY,
+      LOG_LEVEL: 'silent',
+      METRICS_CACHE_MS: '0',
+      ...env,
+    }),
     pino({ level: 'silent' }),
   );
 

@@ -245,7 +245,7 @@ describe('response media type', () => {
       ['403', 'POST', '/api/products', { body: { data: { type: 'products', id: '1', attributes: {} } } }],
       ['404', 'GET', '/api/products/2147483647', {}],
       ['404 route', 'GET', '/api/unknown', {}],
-      ['404 method', 'PUT', '/api/products/1', {}],
+      ['405', 'PUT', '/api/products/1', {}],
       ['406', 'GET', '/api/products', { headers: { accept: 'application/vnd.api+json; x=y' } }],
       ['409', 'POST', '/api/products', { body: { data: { type: 'x', attributes: {} } } }],
       ['413', 'POST', '/api/products', { body: 'x'.repeat(1024 * 1024 + 1) }],
@@ -272,6 +272,19 @@ describe('response media type', () => {
     const [error] = expectError(await send(ctx.app(), 'GET', '/api/productos'), 404);
     expect(error?.detail).toContain('/api/productos');
   });
+
+  it.each([
+    ['PUT', `/api/products/1`, 'DELETE, GET, HEAD, PATCH'],
+    ['DELETE', '/api/products', 'GET, HEAD, POST'],
+    ['PATCH', '/api/products', 'GET, HEAD, POST'],
+  ] as const)(
+    '%s %s, a method the path does not support, is a 405 with Allow: %s',
+    async (method, url, allow) => {
+      const res = await send(ctx.app(), method, url);
+      expectError(res, 405);
+      expect(res.headers.allow).toBe(allow);
+    },
+  );
 });
 
 itAnsweredNoServerError(ctx);

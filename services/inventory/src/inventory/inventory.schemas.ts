@@ -61,7 +61,7 @@ export const InventoryResource = Type.Object(
 
 export type InventoryResourceT = Static<typeof InventoryResource>;
 
-/** The product exactly as the Products service returned it. */
+/** The product as the Products service returned it (its checked members: see products-client.ts). */
 const IncludedProduct = Type.Object(
   {},
   { additionalProperties: true, description: 'Producto del servicio de productos' },
