@@ -8,6 +8,16 @@ export interface BaseConfig {
   /** True when no API_KEYS were given and the development key is in use (a warning is logged). */
   usingDevKey: boolean;
   logLevel: string;
+  /** Every request is answered within this time (503 + Retry-After past it). */
+  requestTimeoutMs: number;
+  database: DatabaseLimits;
+}
+
+/** Bounds on the database work of a request: see createPool. */
+export interface DatabaseLimits {
+  connectionTimeoutMs: number;
+  statementTimeoutMs: number;
+  lockTimeoutMs: number;
 }
 
 export const DEV_API_KEY = 'dev-api-key';
@@ -94,5 +104,11 @@ export function readBaseConfig(reader: EnvReader, defaultPort: number): BaseConf
     apiKeys: keys.length > 0 ? keys : [DEV_API_KEY],
     usingDevKey: keys.length === 0,
     logLevel,
+    requestTimeoutMs: reader.int('REQUEST_TIMEOUT_MS', 10_000, 100, 600_000),
+    database: {
+      connectionTimeoutMs: reader.int('DATABASE_POOL_TIMEOUT_MS', 2_000, 10, 600_000),
+      statementTimeoutMs: reader.int('DATABASE_STATEMENT_TIMEOUT_MS', 5_000, 10, 600_000),
+      lockTimeoutMs: reader.int('DATABASE_LOCK_TIMEOUT_MS', 1_000, 10, 600_000),
+    },
   };
 }

@@ -31,6 +31,8 @@ describe('readBaseConfig', () => {
       apiKeys: [DEV_API_KEY],
       usingDevKey: true,
       logLevel: 'info',
+      requestTimeoutMs: 10_000,
+      database: { connectionTimeoutMs: 2_000, statementTimeoutMs: 5_000, lockTimeoutMs: 1_000 },
     });
     expect(DEV_API_KEY).toBe('dev-api-key');
   });
@@ -44,6 +46,10 @@ describe('readBaseConfig', () => {
         HOST: '127.0.0.1',
         API_KEYS: 'k1',
         LOG_LEVEL: 'debug',
+        REQUEST_TIMEOUT_MS: '4000',
+        DATABASE_POOL_TIMEOUT_MS: '500',
+        DATABASE_STATEMENT_TIMEOUT_MS: '3000',
+        DATABASE_LOCK_TIMEOUT_MS: '250',
       }),
     ).toEqual({
       nodeEnv: 'production',
@@ -53,6 +59,8 @@ describe('readBaseConfig', () => {
       apiKeys: ['k1'],
       usingDevKey: false,
       logLevel: 'debug',
+      requestTimeoutMs: 4_000,
+      database: { connectionTimeoutMs: 500, statementTimeoutMs: 3_000, lockTimeoutMs: 250 },
     });
   });
 
