@@ -1,3 +1,4 @@
+import type { Queryable } from '@catalogo/kit/db';
 import { type Deadline, deadlineExceeded } from '@catalogo/kit/deadline';
 import { serviceUnavailable } from '@catalogo/kit/errors';
 import pg from 'pg';
@@ -35,6 +36,12 @@ export interface PurchaseRecorder {
    * its statement starts, or when its stock row stays locked elsewhere for too long.
    */
   record(purchase: NewPurchase, deadline?: Deadline): Promise<PurchaseOutcome>;
+  /**
+   * Records a purchase on `tx`, a transaction of the caller's (one that also stores its idempotent
+   * response), by the same rules: it does not wait for a row locked elsewhere unless one of the
+   * MAX_STATEMENTS - 1 places for such waits is free, and then no longer than a queued purchase.
+   */
+  recordIn(tx: Queryable, purchase: NewPurchase, deadline: Deadline): Promise<PurchaseOutcome>;
 }
 
 interface Waiting {
@@ -188,11 +195,13 @@ export function createPurchaseRecorder(pool: pg.Pool, options: RecorderOptions =
     return { batch: batch.sort((a, b) => a.purchase.productoId - b.purchase.productoId), lockedRow: false };
   }
 
+  /** How long a statement may wait for a locked row: lockWaitMs, never past the deadline. */
+  const lockWait = (deadline: Deadline | undefined) =>
+    Math.max(1, Math.min(lockWaitMs, deadline?.remaining() ?? lockWaitMs));
+
   async function write(batch: Waiting[], lockedRow: boolean): Promise<void> {
     const first = batch[0]!;
-    const waitMs = lockedRow
-      ? Math.max(1, Math.min(lockWaitMs, first.deadline?.remaining() ?? lockWaitMs))
-      : 0;
+    const waitMs = lockedRow ? lockWait(first.deadline) : 0;
     let outcomes: (PurchaseOutcome | RowLocked)[];
     try {
       outcomes = await recordPurchases(
@@ -263,6 +272,20 @@ export function createPurchaseRecorder(pool: pg.Pool, options: RecorderOptions =
         enqueue([{ purchase, resolve, reject, deadline }], false);
         pump();
       });
+    },
+    async recordIn(tx, purchase, deadline) {
+      const [outcome] = await recordPurchases(tx, [purchase]);
+      if (!isLocked(outcome!)) return outcome!;
+      if (lockedInFlight >= MAX_STATEMENTS - 1) throw inventoryLocked();
+      lockedInFlight += 1;
+      try {
+        const [waited] = await recordPurchases(tx, [purchase], lockWait(deadline));
+        return waited as PurchaseOutcome;
+      } catch (err) {
+        throw lockNotAvailable(err) ? inventoryLocked() : err;
+      } finally {
+        lockedInFlight -= 1;
+      }
     },
   };
 }

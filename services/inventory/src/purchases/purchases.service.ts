@@ -6,8 +6,8 @@ import type { Counter } from 'prom-client';
 import { INSUFFICIENT, PRODUCT_NOT_FOUND } from '../inventory/inventory.routes.js';
 import { purchaseTotal } from '../money.js';
 import type { ProductResource, ProductsClient } from '../products-client.js';
-import { inventoryLocked, lockNotAvailable, type PurchaseRecorder } from './purchases.batcher.js';
-import { type NewPurchase, type PurchaseRow, recordPurchase } from './purchases.repository.js';
+import type { PurchaseRecorder } from './purchases.batcher.js';
+import type { NewPurchase, PurchaseRow } from './purchases.repository.js';
 
 export type PurchaseOutcomeLabel =
   | 'completed'
@@ -115,10 +115,7 @@ export async function purchaseSettled<T>(
     const { product, priced } = await pricePurchase(deps, request);
     let label: PurchaseOutcomeLabel = 'completed';
     const result = await withTransaction(deps.pool, async (tx) => {
-      // Its wait for a stock row locked elsewhere is bounded by the session's lock_timeout.
-      const outcome = await recordPurchase(tx, priced).catch((err: unknown) => {
-        throw lockNotAvailable(err) ? inventoryLocked() : err;
-      });
+      const outcome = await deps.recorder.recordIn(tx, priced, request.deadline);
       if (outcome.ok) return settle(tx, { purchase: outcome.purchase, product });
       label = 'insufficient_stock';
       return settle(tx, insufficient(outcome.disponible));
