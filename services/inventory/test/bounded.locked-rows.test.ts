@@ -55,8 +55,8 @@ describe('stock rows locked by another connection', () => {
         { id, key: `bloqueado-${id}`, answer: timed(buy(id, 1, `bloqueado-${id}`)) },
         { id, key: undefined, answer: timed(buy(id, 2)) },
       ]);
-      // Let them reach the writer and take its statements.
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      // Time enough for them to take every statement the writer would give them.
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
 
       for (const n of [1, 2, 3]) {
         const { res, ms } = await timed(buy(free, n));
