@@ -17,10 +17,12 @@ import {
   useInventoryApp,
 } from './helpers.js';
 
-const REQUEST_TIMEOUT_MS = 3_000;
+const REQUEST_TIMEOUT_MS = 4_000;
+// Waits for a locked row longer than the second a free product may take: only statements left free
+// for the other products can sell it in time.
 const ctx = useInventoryApp({
   REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS),
-  DATABASE_LOCK_TIMEOUT_MS: '1000',
+  DATABASE_LOCK_TIMEOUT_MS: '2500',
 });
 
 const buy = (id: number, cantidad: number, key?: string) =>
@@ -50,25 +52,27 @@ describe('stock rows locked by another connection', () => {
     await operator.query('BEGIN');
     await operator.query('SELECT * FROM inventario WHERE producto_id = ANY($1::int[]) FOR UPDATE', [locked]);
     try {
-      // Two purchases of each locked product, one of each pair with an Idempotency-Key.
-      const held = locked.flatMap((id) => [
-        { id, key: `bloqueado-${id}`, answer: timed(buy(id, 1, `bloqueado-${id}`)) },
-        { id, key: undefined, answer: timed(buy(id, 2)) },
-      ]);
-      // Time enough for them to take every statement the writer would give them.
-      await new Promise((resolve) => setTimeout(resolve, 1_000));
-
-      for (const n of [1, 2, 3]) {
+      const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+      const sellsFreeProduct = async (n: number) => {
         const { res, ms } = await timed(buy(free, n));
         console.log(
           `[locked-rows] a purchase of the free product beside ${locked.length} locked rows: ${res.statusCode} in ${ms.toFixed(0)} ms`,
         );
         expect(res.statusCode, res.body).toBe(201);
         expect(ms).toBeLessThan(1_000);
-      }
+      };
+      // Two purchases of each locked product; time enough for them to take every statement the
+      // writer would give them; then the free product.
+      const held = locked.flatMap((id) => [1, 2].map((n) => timed(buy(id, n))));
+      await pause(1_000);
+      for (const n of [1, 2]) await sellsFreeProduct(n);
+      // Then one keyed purchase of each locked product: their own transactions wait by the same rules.
+      held.push(...locked.map((id) => timed(buy(id, 1, `bloqueado-${id}`))));
+      await pause(300);
+      await sellsFreeProduct(3);
 
       // Every purchase of a locked row is answered while the lock is still held: 503, in time.
-      const answers = await Promise.all(held.map(async (h) => ({ ...h, ...(await h.answer) })));
+      const answers = await Promise.all(held);
       const slowest = Math.max(...answers.map((a) => a.ms));
       console.log(
         `[locked-rows] ${answers.length} purchases of locked rows: ${answers.map((a) => a.res.json().errors?.[0]?.code ?? a.res.statusCode).join(', ')}; slowest ${slowest.toFixed(0)} ms`,
