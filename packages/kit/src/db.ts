@@ -70,6 +70,12 @@ export type Queryable = Pick<pg.Pool | pg.PoolClient, 'query'>;
 export async function withTransaction<T>(pool: pg.Pool, work: (tx: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   let broken = false;
+  // A connection lost while checked out fails the query in flight and also emits 'error' on the
+  // client, which the pool listens to only while the client is idle: unheard, it ends the process.
+  const lost = () => {
+    broken = true;
+  };
+  client.on('error', lost);
   try {
     await client.query('BEGIN');
     const result = await work(client);
@@ -83,7 +89,8 @@ export async function withTransaction<T>(pool: pg.Pool, work: (tx: pg.PoolClient
     }
     throw err;
   } finally {
-    // A connection whose ROLLBACK failed is in an unknown state: destroy it rather than reuse it.
+    client.off('error', lost);
+    // A connection lost, or whose ROLLBACK failed, is in an unknown state: destroy it, never reuse it.
     client.release(broken);
   }
 }
