@@ -5,6 +5,7 @@
  * each other, a batch recorded twice after a failure, two batches deadlocking, and one statement held
  * up on a locked row holding up the whole instance.
  */
+import { withTransaction } from '@catalogo/kit/db';
 import { Deadline } from '@catalogo/kit/deadline';
 import pg from 'pg';
 import { Registry } from 'prom-client';
@@ -418,6 +419,25 @@ describe('the purchase recorder', () => {
       expect((await Promise.all(outcomes)).map(summary)).toEqual(
         ids.map(() => ({ ok: true, cantidad: 1, restante: 9 })),
       );
+    });
+  });
+
+  it('a place a keyed purchase held for a locked row goes to a queued one as soon as it is done', async () => {
+    const ids = await Promise.all(Array.from({ length: MAX_STATEMENTS }, () => stocked(10)));
+    const large = new pg.Pool({ connectionString: db.url, max: 10 });
+    onTestFinished(() => large.end());
+    const recorder = createPurchaseRecorder(large, { lockWaitMs: 10_000 });
+    await withRowsLocked(ids, async (unlock) => {
+      // Keyed purchases of three locked rows, each in its own transaction, take every such place.
+      const keyed = ids
+        .slice(0, MAX_STATEMENTS - 1)
+        .map((id) => withTransaction(large, (tx) => recorder.recordIn(tx, buy(id, 1), new Deadline(10_000))));
+      await sleep(200);
+      const queued = recorder.record(buy(ids[MAX_STATEMENTS - 1]!, 1), new Deadline(5_000));
+      expect(await stillWaiting(queued)).toBe(true);
+      await unlock();
+      for (const outcome of await Promise.all(keyed)) expect(outcome.ok).toBe(true);
+      expect(summary(await queued)).toEqual({ ok: true, cantidad: 1, restante: 9 });
     });
   });
 

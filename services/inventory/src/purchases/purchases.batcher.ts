@@ -285,6 +285,8 @@ export function createPurchaseRecorder(pool: pg.Pool, options: RecorderOptions =
         throw lockNotAvailable(err) ? inventoryLocked() : err;
       } finally {
         lockedInFlight -= 1;
+        // A queued purchase of a locked product may have been waiting for this place.
+        pump();
       }
     },
   };
