@@ -20,6 +20,7 @@ import {
   setStockIn,
   startFakeProducts,
   startProducts,
+  timed,
 } from './helpers.js';
 
 const MARGIN_MS = 2_000;
@@ -31,13 +32,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await db?.drop();
 });
-
-/** The answer and how long it took. */
-async function timed(request: Promise<Response>): Promise<{ res: Response; ms: number }> {
-  const started = performance.now();
-  const res = await request;
-  return { res, ms: performance.now() - started };
-}
 
 /** Asserts a 503 with Retry-After and the given error code, answered within `withinMs`. */
 function expectRefused({ res, ms }: { res: Response; ms: number }, code: string, withinMs: number) {

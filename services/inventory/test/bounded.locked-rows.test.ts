@@ -11,9 +11,9 @@ import {
   expectError,
   historyOf,
   purchaseBody,
-  type Response,
   send,
   stockOf,
+  timed,
   useInventoryApp,
 } from './helpers.js';
 
@@ -30,13 +30,6 @@ const buy = (id: number, cantidad: number, key?: string) =>
     body: purchaseBody(id, cantidad),
     ...(key ? { headers: { 'idempotency-key': key } } : {}),
   });
-
-/** The request's answer and how long it took, from the moment it was sent. */
-async function timed(request: Promise<Response>): Promise<{ res: Response; ms: number }> {
-  const started = performance.now();
-  const res = await request;
-  return { res, ms: performance.now() - started };
-}
 
 describe('stock rows locked by another connection', () => {
   it('more locked rows than the writer has statements: other products are sold at once, locked ones answered in time, nothing written for a 503', async () => {
