@@ -7,15 +7,7 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { MAX_STATEMENTS } from '../src/purchases/purchases.batcher.js';
-import {
-  expectError,
-  historyOf,
-  purchaseBody,
-  send,
-  stockOf,
-  timed,
-  useInventoryApp,
-} from './helpers.js';
+import { expectError, historyOf, purchaseBody, send, stockOf, timed, useInventoryApp } from './helpers.js';
 
 const REQUEST_TIMEOUT_MS = 4_000;
 // Waits for a locked row longer than the second a free product may take: only statements left free
