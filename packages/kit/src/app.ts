@@ -16,13 +16,14 @@ import Fastify, {
 import type { Logger } from 'pino';
 import { apiKeyVerifier } from './auth.js';
 import type { BaseConfig } from './config.js';
-import { databaseInputProblem, isDatabaseUnavailable } from './db.js';
+import { databaseInputProblem, databaseRefusal } from './db.js';
 import { AppError, errorDocument } from './errors.js';
 import { type HealthCheck, registerHealth } from './health.js';
 import { assertAcceptable, assertRequestMediaType, ErrorDocument, MEDIA_TYPE } from './jsonapi.js';
 import { capConnections, serverTimeouts } from './limits.js';
 import { redactUrl } from './logger.js';
 import { cachedMetricsText, createHttpMetrics, type HttpMetrics } from './metrics.js';
+import { registerRequestDeadline } from './request-deadline.js';
 import { jsonHoldsMoreThan, MAX_BODY_VALUES, validationProblems } from './validation.js';
 
 export type App = FastifyInstance<
@@ -44,7 +45,9 @@ export interface KitAppOptions {
   service: string;
   title: string;
   description: string;
-  config: Pick<BaseConfig, 'apiKeys' | 'http' | 'metricsCacheMs'>;
+  /** `requestTimeoutMs` defaults to 10 s. */
+  config: Pick<BaseConfig, 'apiKeys' | 'http' | 'metricsCacheMs'> &
+    Partial<Pick<BaseConfig, 'requestTimeoutMs'>>;
   logger: Logger;
   /** Attributes that clients may read but never send: sending one is a 400 that names it. */
   readOnlyAttributes: string[];
@@ -127,6 +130,11 @@ export async function createKitApp(options: KitAppOptions): Promise<{ app: App; 
   const verifyKey = apiKeyVerifier(options.config.apiKeys);
   const readOnly = new Set(options.readOnlyAttributes);
 
+  registerRequestDeadline(app, {
+    timeoutMs: options.config.requestTimeoutMs ?? 10_000,
+    registry: metrics.registry,
+    toAppError: (error) => toAppError(error, readOnly),
+  });
   app.addSchema(ErrorDocument);
   const parseJson = app.getDefaultJsonParser('error', 'ignore');
   // Clients send their JSON Content-Type on every request: a DELETE without a body is no empty-body 400.
@@ -261,14 +269,8 @@ export function toAppError(error: unknown, readOnly: ReadonlySet<string> = new S
       validationProblems(fastifyError.validation, fastifyError.validationContext ?? 'body', readOnly),
     );
   }
-  if (isDatabaseUnavailable(error)) {
-    return new AppError(
-      503,
-      'database_unavailable',
-      { detail: 'Base de datos no disponible' },
-      { cause: error },
-    );
-  }
+  const refusal = databaseRefusal(error);
+  if (refusal) return refusal;
   const inputProblem = databaseInputProblem(error);
   if (inputProblem) return inputProblem;
   switch (fastifyError.code) {

@@ -11,6 +11,9 @@ export interface BaseConfig {
   http: HttpLimits;
   /** How long a rendered `/metrics` text is served again (0: every scrape renders). */
   metricsCacheMs: number;
+  /** Every request is answered within this time (503 + Retry-After past it). */
+  requestTimeoutMs: number;
+  database: DatabaseLimits;
 }
 
 /** How long the HTTP server waits for a client, and how many clients it holds at once. */
@@ -25,6 +28,13 @@ export interface HttpLimits {
   keepAliveTimeoutMs: number;
   /** Connections held at once; more are closed as soon as they are accepted. */
   maxConnections: number;
+}
+
+/** Bounds on the database work of a request: see createPool. */
+export interface DatabaseLimits {
+  connectionTimeoutMs: number;
+  statementTimeoutMs: number;
+  lockTimeoutMs: number;
 }
 
 export const DEV_API_KEY = 'dev-api-key';
@@ -138,6 +148,12 @@ export function readBaseConfig(reader: EnvReader, defaultPort: number): BaseConf
     logLevel,
     http: readHttpLimits(reader),
     metricsCacheMs: reader.int('METRICS_CACHE_MS', 1_000, 0, 60_000),
+    requestTimeoutMs: reader.int('REQUEST_TIMEOUT_MS', 10_000, 100, 600_000),
+    database: {
+      connectionTimeoutMs: reader.int('DATABASE_POOL_TIMEOUT_MS', 2_000, 10, 600_000),
+      statementTimeoutMs: reader.int('DATABASE_STATEMENT_TIMEOUT_MS', 5_000, 10, 600_000),
+      lockTimeoutMs: reader.int('DATABASE_LOCK_TIMEOUT_MS', 1_000, 10, 600_000),
+    },
   };
 }
 

@@ -1,7 +1,7 @@
 import { PG_MIGRATE_LOCK_ID, runner } from 'node-pg-migrate';
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { AppError } from './errors.js';
+import { AppError, serviceUnavailable } from './errors.js';
 
 const TIMESTAMP_WITHOUT_TZ = 1114;
 const TIMESTAMP_WITH_TZ = 1184;
@@ -25,18 +25,32 @@ export interface PoolOptions {
   connectionString: string;
   max?: number;
   applicationName: string;
+  /** How long a request waits for a connection, a free one of the pool or a new one, before a 503. */
+  connectionTimeoutMs?: number;
+  /** Longest run of any statement (PostgreSQL `statement_timeout`), lock waits included. */
+  statementTimeoutMs?: number;
+  /** Longest wait of any statement for a lock (PostgreSQL `lock_timeout`). */
+  lockTimeoutMs?: number;
 }
 
 export function createPool(options: PoolOptions, log: Logger): pg.Pool {
   const pool = new pg.Pool({
     connectionString: options.connectionString,
     max: options.max ?? 10,
-    // A request waits at most this long for a connection, so an unreachable database becomes a
-    // prompt 503 rather than a hung request.
-    connectionTimeoutMillis: 3_000,
+    // A request waits at most this long for a connection, whether the pool is exhausted or the
+    // database unreachable: a prompt 503 rather than a hung request.
+    connectionTimeoutMillis: options.connectionTimeoutMs ?? 2_000,
     idleTimeoutMillis: 30_000,
     application_name: options.applicationName,
-    options: '-c timezone=UTC',
+    // Session defaults, so that no statement of the service waits without bound for a row an
+    // operator's open transaction holds, nor runs without bound: it is refused (503) instead.
+    options: [
+      '-c timezone=UTC',
+      options.statementTimeoutMs ? `-c statement_timeout=${options.statementTimeoutMs}` : '',
+      options.lockTimeoutMs ? `-c lock_timeout=${options.lockTimeoutMs}` : '',
+    ]
+      .filter(Boolean)
+      .join(' '),
     types,
   });
   // An idle client whose server went away emits 'error'; unhandled, that would crash the process.
@@ -56,6 +70,12 @@ export type Queryable = Pick<pg.Pool | pg.PoolClient, 'query'>;
 export async function withTransaction<T>(pool: pg.Pool, work: (tx: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   let broken = false;
+  // A connection lost while checked out fails the query in flight and also emits 'error' on the
+  // client, which the pool listens to only while the client is idle: unheard, it ends the process.
+  const lost = () => {
+    broken = true;
+  };
+  client.on('error', lost);
   try {
     await client.query('BEGIN');
     const result = await work(client);
@@ -69,7 +89,8 @@ export async function withTransaction<T>(pool: pg.Pool, work: (tx: pg.PoolClient
     }
     throw err;
   } finally {
-    // A connection whose ROLLBACK failed is in an unknown state: destroy it rather than reuse it.
+    client.off('error', lost);
+    // A connection lost, or whose ROLLBACK failed, is in an unknown state: destroy it, never reuse it.
     client.release(broken);
   }
 }
@@ -120,9 +141,12 @@ const UNAVAILABLE_CODES = new Set([
   '53300', // too_many_connections
 ]);
 
+/** pg-pool's error for a connection not had in time: the pool exhausted or the database unreachable. */
+const POOL_WAIT = 'timeout exceeded when trying to connect';
+
 const UNAVAILABLE_MESSAGES = [
   'Connection terminated',
-  'timeout exceeded when trying to connect',
+  POOL_WAIT,
   'Client has encountered a connection error',
   'Connection is closed',
 ];
@@ -134,6 +158,27 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   if (typeof code === 'string' && (UNAVAILABLE_CODES.has(code) || code.startsWith('08'))) return true;
   if (err instanceof AggregateError) return err.errors.some(isDatabaseUnavailable);
   return UNAVAILABLE_MESSAGES.some((m) => err.message.includes(m));
+}
+
+/**
+ * The 503 of a database that cannot serve the request now — unreachable, out of connections, a lock
+ * held elsewhere for too long, a statement past its timeout — or undefined for any other failure.
+ * In each case PostgreSQL did not commit what the request asked, except when the connection was lost
+ * during a commit (see isDatabaseUnavailable).
+ */
+export function databaseRefusal(err: unknown): AppError | undefined {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  if (code === '55P03')
+    return serviceUnavailable('Recurso ocupado por otra operación; reinténtelo', err, 'resource_locked');
+  if (code === '57014')
+    return serviceUnavailable('La base de datos no respondió a tiempo; reinténtelo', err, 'database_timeout');
+  if (!isDatabaseUnavailable(err)) return undefined;
+  const poolWait = err instanceof Error && err.message.includes(POOL_WAIT);
+  return serviceUnavailable(
+    'Base de datos no disponible',
+    err,
+    poolWait ? 'pool_timeout' : 'database_unavailable',
+  );
 }
 
 /** Database errors that a request caused (bad text or numbers that slipped past the schema). */

@@ -68,8 +68,14 @@ export const notFound = (detail: string) => new AppError(404, 'not_found', { det
 export const conflict = (detail: string, code = 'conflict', meta?: Record<string, unknown>) =>
   new AppError(409, code, { detail }, meta ? { meta } : {});
 
-export const serviceUnavailable = (detail: string, cause?: unknown) =>
-  new AppError(503, 'service_unavailable', { detail }, { cause });
+/**
+ * Every 503 says when to try again (RFC 9110 §10.2.3): the service refused for now, out of time,
+ * load or a dependency, and wrote nothing it does not report.
+ */
+export const RETRY_AFTER: Readonly<Record<string, string>> = { 'retry-after': '1' };
+
+export const serviceUnavailable = (detail: string, cause?: unknown, code = 'service_unavailable') =>
+  new AppError(503, code, { detail }, { cause, headers: { ...RETRY_AFTER } });
 
 export function errorDocument(errors: ErrorObject[]) {
   return { errors };

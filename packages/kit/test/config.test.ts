@@ -46,6 +46,8 @@ describe('readBaseConfig', () => {
         maxConnections: 1_000,
       },
       metricsCacheMs: 1_000,
+      requestTimeoutMs: 10_000,
+      database: { connectionTimeoutMs: 2_000, statementTimeoutMs: 5_000, lockTimeoutMs: 1_000 },
     });
     expect(DEV_API_KEY).toBe('dev-api-key');
   });
@@ -65,6 +67,10 @@ describe('readBaseConfig', () => {
         HTTP_KEEP_ALIVE_TIMEOUT_MS: '4000',
         HTTP_MAX_CONNECTIONS: '50',
         METRICS_CACHE_MS: '0',
+        REQUEST_TIMEOUT_MS: '4000',
+        DATABASE_POOL_TIMEOUT_MS: '500',
+        DATABASE_STATEMENT_TIMEOUT_MS: '3000',
+        DATABASE_LOCK_TIMEOUT_MS: '250',
       }),
     ).toEqual({
       nodeEnv: 'production',
@@ -82,6 +88,8 @@ describe('readBaseConfig', () => {
         maxConnections: 50,
       },
       metricsCacheMs: 0,
+      requestTimeoutMs: 4_000,
+      database: { connectionTimeoutMs: 500, statementTimeoutMs: 3_000, lockTimeoutMs: 250 },
     });
   });
 

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import pino from 'pino';
 import { describe, expect, it, vi } from 'vitest';
@@ -8,16 +9,16 @@ import { createLogger } from '../src/logger.js';
 function fakePool(failOn?: string) {
   const statements: string[] = [];
   const releases: (boolean | undefined)[] = [];
-  const client = {
+  const client = Object.assign(new EventEmitter(), {
     query: async (sql: string) => {
       statements.push(sql);
       if (sql === failOn) throw new Error(`${sql} failed`);
       return { rows: [], rowCount: 0 };
     },
     release: (destroy?: boolean) => void releases.push(destroy),
-  };
+  });
   const pool = { connect: async () => client } as unknown as pg.Pool;
-  return { pool, statements, releases };
+  return { pool, client, statements, releases };
 }
 
 describe('withTransaction', () => {
@@ -58,6 +59,18 @@ describe('withTransaction', () => {
       }),
     ).rejects.toThrow('original');
     expect(releases).toEqual([true]);
+  });
+
+  it('survives a connection lost while checked out (its error event) and destroys it', async () => {
+    const { pool, client, releases } = fakePool('COMMIT');
+    await expect(
+      withTransaction(pool, async () => {
+        // Unheard, this would be an uncaught exception that ends the process.
+        client.emit('error', new Error('Connection terminated unexpectedly'));
+      }),
+    ).rejects.toThrow('COMMIT failed');
+    expect(releases).toEqual([true]);
+    expect(client.listenerCount('error')).toBe(0);
   });
 });
 

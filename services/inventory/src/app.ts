@@ -18,7 +18,12 @@ const BREAKER_STATES = { closed: 0, open: 1, 'half-open': 2 } as const;
 /** Builds the Inventory service without listening: the server entry point and the tests share it. */
 export async function buildApp(config: InventoryConfig, logger: Logger): Promise<App> {
   const pool = createPool(
-    { connectionString: config.databaseUrl, max: config.databasePoolMax, applicationName: 'inventory' },
+    {
+      connectionString: config.databaseUrl,
+      max: config.databasePoolMax,
+      applicationName: 'inventory',
+      ...config.database,
+    },
     logger,
   );
   const products = createProductsClient(config.products, logger.child({ component: 'products-client' }));
@@ -59,7 +64,11 @@ export async function buildApp(config: InventoryConfig, logger: Logger): Promise
     leaseSeconds: config.idempotency.leaseSeconds,
     log: logger.child({ component: 'idempotency' }),
   };
-  const recorder = createPurchaseRecorder(pool, metrics.registry);
+  const recorder = createPurchaseRecorder(pool, {
+    registry: metrics.registry,
+    queueMax: config.purchaseQueueMax,
+    lockWaitMs: config.database.lockTimeoutMs,
+  });
   await app.register(purchasesRoutes({ pool, recorder, products, outcomes, idempotency }), {
     prefix: '/api',
   });

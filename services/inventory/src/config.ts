@@ -40,6 +40,8 @@ export interface IdempotencyConfig {
 
 export interface InventoryConfig extends BaseConfig {
   databasePoolMax: number;
+  /** Purchases waiting for the group-commit writer at most; beyond, a purchase is refused (503). */
+  purchaseQueueMax: number;
   products: ProductsClientConfig;
   /** How long /health reports the last check of Products before it asks again. */
   productsHealthCacheMs: number;
@@ -68,6 +70,7 @@ export function loadConfig(env: Record<string, string | undefined>): InventoryCo
   const config: InventoryConfig = {
     ...readBaseConfig(reader, 3002),
     databasePoolMax: reader.int('DATABASE_POOL_MAX', 10, 1, 1000),
+    purchaseQueueMax: reader.int('PURCHASE_QUEUE_MAX', 1_000, 1, 1_000_000),
     products: {
       url: reader.url('PRODUCTS_URL', 'http://localhost:3001'),
       apiKey: reader.secret('PRODUCTS_API_KEY', DEV_API_KEY),

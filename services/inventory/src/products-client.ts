@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
-import { withDeadline } from '@catalogo/kit/deadline';
-import { serviceUnavailable } from '@catalogo/kit/errors';
+import { type Deadline, deadlineExceeded, withDeadline } from '@catalogo/kit/deadline';
+import { AppError, serviceUnavailable } from '@catalogo/kit/errors';
 import {
   BrokenCircuitError,
   CircuitState,
@@ -104,8 +104,11 @@ function productFrom(document: unknown, id: number): ProductResource {
 }
 
 export interface ProductsClient {
-  /** The product, or undefined when the Products service says it does not exist (404). */
-  getProduct(id: number, requestId: string): Promise<ProductResource | undefined>;
+  /**
+   * The product, or undefined when the Products service says it does not exist (404). With a
+   * deadline, no attempt outlasts it and none starts past it: the request's 503 comes in time.
+   */
+  getProduct(id: number, requestId: string, deadline?: Deadline): Promise<ProductResource | undefined>;
   /**
    * Whether the Products service answers its health check (reported, never fatal); fails at once
    * while the circuit is open.
@@ -168,10 +171,15 @@ export function createProductsClient(config: ProductsClientConfig, log: Logger):
    * takes an EventEmitter as the abort signal: an AbortSignal per attempt (cockatiel's timeout
    * policy) cost ~50 µs of CPU per purchase, as much as the request itself; this costs a few.
    */
-  function fetchOnce(id: number, requestId: string) {
+  function fetchOnce(id: number, requestId: string, deadline: Deadline | undefined) {
+    const left = deadline?.remaining() ?? Number.POSITIVE_INFINITY;
+    // Out of the request's time: not a failure of Products, so neither retried nor counted by the breaker.
+    if (left <= 0) throw deadlineExceeded();
+    const cut = left < config.timeoutMs;
     const cancel = new EventEmitter();
-    return withDeadline(requestProduct(id, requestId, cancel), config.timeoutMs, () => {
+    return withDeadline(requestProduct(id, requestId, cancel), cut ? left : config.timeoutMs, () => {
       cancel.emit('abort');
+      if (cut) return deadlineExceeded();
       return new TransientProductsError(`Products did not answer within ${config.timeoutMs} ms`);
     });
   }
@@ -202,10 +210,11 @@ export function createProductsClient(config: ProductsClientConfig, log: Logger):
   }
 
   return {
-    async getProduct(id, requestId) {
+    async getProduct(id, requestId, deadline) {
       try {
-        return await policy.execute(() => fetchOnce(id, requestId));
+        return await policy.execute(() => fetchOnce(id, requestId, deadline));
       } catch (err) {
+        if (err instanceof AppError) throw err;
         if (err instanceof BrokenCircuitError) log.debug('Products circuit open: failing fast');
         else if (err instanceof RefusedProductError || (err as { code?: unknown }).code === TOO_LARGE) {
           log.warn(

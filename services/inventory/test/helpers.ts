@@ -144,6 +144,13 @@ export const adjustmentBody = (attributes: Record<string, unknown>) => ({
 
 export { send };
 
+/** The answer to a request and how long it took, from the moment it was sent. */
+export async function timed(request: Promise<Response>): Promise<{ res: Response; ms: number }> {
+  const started = performance.now();
+  const res = await request;
+  return { res, ms: performance.now() - started };
+}
+
 /** Asserts a JSON:API error document with the given status (see test/support/jsonapi.ts). */
 export const expectError = (
   res: Response | Answer,

@@ -5,9 +5,11 @@
  * each other, a batch recorded twice after a failure, two batches deadlocking, and one statement held
  * up on a locked row holding up the whole instance.
  */
-import type pg from 'pg';
+import { withTransaction } from '@catalogo/kit/db';
+import { Deadline } from '@catalogo/kit/deadline';
+import pg from 'pg';
 import { Registry } from 'prom-client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/database.js';
 import {
   createPurchaseRecorder,
@@ -18,6 +20,7 @@ import {
 import {
   type NewPurchase,
   type PurchaseOutcome,
+  type RowLocked,
   recordPurchase,
   recordPurchases,
 } from '../src/purchases/purchases.repository.js';
@@ -65,16 +68,16 @@ async function statements(registry: Registry): Promise<{ count: number; sum: num
   return { count: of('purchase_batch_size_count'), sum: of('purchase_batch_size_sum') };
 }
 
-const summary = (outcome: PurchaseOutcome) =>
+const summary = (outcome: PurchaseOutcome | RowLocked) =>
   outcome.ok ? { ok: true, cantidad: outcome.purchase.cantidad, restante: outcome.restante } : outcome;
 
-/** The test database's pool, each query of it passed through `around`, which runs it with `run`. */
+/** A pool (the test database's by default), each query of it passed through `around`, which runs it with `run`. */
 const poolThrough = (
   around: (config: pg.QueryConfig, run: () => Promise<pg.QueryResult>) => Promise<pg.QueryResult>,
+  base: pg.Pool = db.pool,
 ) =>
   ({
-    query: (config: pg.QueryConfig, values?: unknown[]) =>
-      around(config, () => db.pool.query(config, values)),
+    query: (config: pg.QueryConfig, values?: unknown[]) => around(config, () => base.query(config, values)),
   }) as unknown as pg.Pool;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -109,7 +112,7 @@ describe('the purchase recorder', () => {
   it('records a purchase alone when idle, and those that arrive meanwhile together, each judged as if alone', async () => {
     const id = await stocked(5);
     const registry = new Registry();
-    const recorder = createPurchaseRecorder(db.pool, registry);
+    const recorder = createPurchaseRecorder(db.pool, { registry });
     // The first is written at once; the other three arrive while it is in flight and wait for it.
     const outcomes = await Promise.all([4, 3, 1, 1].map((n) => recorder.record(buy(id, n))));
     expect(outcomes.map(summary)).toEqual([
@@ -135,7 +138,7 @@ describe('the purchase recorder', () => {
       asked.map((n) => buy(batched, n)),
     );
     // Everything but the ids, the product and the clock.
-    const comparable = (outcome: PurchaseOutcome) =>
+    const comparable = (outcome: PurchaseOutcome | RowLocked) =>
       outcome.ok
         ? { ...outcome, purchase: { ...outcome.purchase, id: 0, producto_id: 0, created_at: '' } }
         : outcome;
@@ -161,7 +164,7 @@ describe('the purchase recorder', () => {
   it('never sells more than the stock, whatever the batches: 300 buyers of 1–3 units, stock 100', async () => {
     const id = await stocked(100);
     const registry = new Registry();
-    const recorder = createPurchaseRecorder(db.pool, registry);
+    const recorder = createPurchaseRecorder(db.pool, { registry });
     const asked = Array.from({ length: 300 }, (_, i) => 1 + (i % 3));
     const outcomes = await Promise.all(asked.map((n) => recorder.record(buy(id, n))));
     const sold = outcomes.reduce((sum, o, i) => sum + (o.ok ? asked[i]! : 0), 0);
@@ -200,22 +203,23 @@ describe('the purchase recorder', () => {
   it("after a refused batch, each product's purchases are recorded again one after another, in arrival order", async () => {
     const [other, refused] = [await stocked(10), await stocked(10)];
     const ids = [await stocked(5), await stocked(5), await stocked(5), await stocked(5)];
-    // Watches the purchases recorded one by one: two of one product must never be in flight at once.
+    // Watches the statements in flight: two of them must never hold purchases of one product.
     const inFlight = new Map<number, number>();
     let overlapped = false;
     const watched = poolThrough(async (config, run) => {
-      if (config.name !== 'purchases.record') return run();
-      const id = config.values![0] as number;
-      inFlight.set(id, (inFlight.get(id) ?? 0) + 1);
-      overlapped ||= inFlight.get(id)! > 1;
+      const ids = new Set(config.values![0] as number[]);
+      for (const id of ids) {
+        inFlight.set(id, (inFlight.get(id) ?? 0) + 1);
+        overlapped ||= inFlight.get(id)! > 1;
+      }
       try {
         return await run();
       } finally {
-        inFlight.set(id, inFlight.get(id)! - 1);
+        for (const id of ids) inFlight.set(id, inFlight.get(id)! - 1);
       }
     });
     const registry = new Registry();
-    const recorder = createPurchaseRecorder(watched, registry);
+    const recorder = createPurchaseRecorder(watched, { registry });
     const first = recorder.record(buy(other, 1));
     // One batch: a purchase the database refuses, then for each product five purchases whose
     // outcomes depend on their order (recorded out of order, a 1 can take stock the 5 needed).
@@ -265,10 +269,10 @@ describe('the purchase recorder', () => {
 
   it('a batch whose answer is lost may have committed: each of its purchases fails, none is recorded twice', async () => {
     const id = await stocked(50);
-    // The batch statement commits, then the connection drops before its answer arrives.
+    // A batch statement commits, then the connection drops before its answer arrives.
     const losesBatchAnswers = poolThrough(async (config, run) => {
       const result = await run();
-      if (config.name === 'purchases.record-many') throw new Error('Connection terminated unexpectedly');
+      if ((config.values![0] as number[]).length > 1) throw new Error('Connection terminated unexpectedly');
       return result;
     });
     const recorder = createPurchaseRecorder(losesBatchAnswers);
@@ -279,18 +283,19 @@ describe('the purchase recorder', () => {
     expect(await books(id)).toEqual({ stock: 44, sold: 6, rows: 3, events: 6 });
   });
 
-  it('a statement held up on a locked row does not hold up other products, nor let its product overtake it', async () => {
+  it('a purchase of a locked row waits by itself, beside the others, and its product keeps its order', async () => {
     const [locked, free] = [await stocked(10), await stocked(10)];
     await withRowsLocked([locked], async (unlock) => {
-      const recorder = createPurchaseRecorder(db.pool);
+      const recorder = createPurchaseRecorder(db.pool, { lockWaitMs: 10_000 });
       const held = recorder.record(buy(locked, 1));
       await sleep(5);
       const later = recorder.record(buy(locked, 2));
       const started = performance.now();
-      // Written once the held-up statement has stalled, beside it.
       expect(summary(await recorder.record(buy(free, 1)))).toEqual({ ok: true, cantidad: 1, restante: 9 });
       const waited = performance.now() - started;
-      console.log(`[batcher] a purchase of another product waited ${waited.toFixed(0)} ms for a held-up one`);
+      console.log(
+        `[batcher] a purchase of another product waited ${waited.toFixed(0)} ms beside a locked one`,
+      );
       expect(waited).toBeLessThan(STALL_MS + 1_000);
       expect(await stillWaiting(held)).toBe(true);
       await unlock();
@@ -301,11 +306,11 @@ describe('the purchase recorder', () => {
     });
   });
 
-  it('a batch that waits too long for a locked row gives it up: the other products in it are recorded at once', async () => {
+  it('a batch passes over a locked row: the other products in it are recorded at once, nothing waits', async () => {
     const [first, locked, free] = [await stocked(10), await stocked(10), await stocked(10)];
     await withRowsLocked([locked], async (unlock) => {
       const registry = new Registry();
-      const recorder = createPurchaseRecorder(db.pool, registry);
+      const recorder = createPurchaseRecorder(db.pool, { registry, lockWaitMs: 10_000 });
       const alone = recorder.record(buy(first, 1));
       // One batch behind it, sorted by product: the locked row first, then the free one.
       const held = recorder.record(buy(locked, 1));
@@ -316,8 +321,8 @@ describe('the purchase recorder', () => {
         `[batcher] a purchase batched with a locked row was recorded after ${waited.toFixed(0)} ms`,
       );
       expect((await alone).ok).toBe(true);
-      // The first alone, the batch of two that gave the lock up, then each of them alone.
-      expect(await statements(registry)).toEqual({ count: 4, sum: 5 });
+      // The first alone, the batch of two that handed the locked one back, then that one alone.
+      expect(await statements(registry)).toEqual({ count: 3, sum: 4 });
       expect(waited).toBeLessThan(1_500);
       expect(await stillWaiting(held)).toBe(true);
       await unlock();
@@ -326,10 +331,68 @@ describe('the purchase recorder', () => {
     });
   });
 
-  it('takes at most MAX_STATEMENTS connections, however many rows are locked elsewhere', async () => {
+  it('a purchase whose row stays locked is refused after lockWaitMs, nothing written; the product recovers', async () => {
+    const id = await stocked(10);
+    const recorder = createPurchaseRecorder(db.pool, { lockWaitMs: 300 });
+    await withRowsLocked([id], async () => {
+      const refused = await recorder.record(buy(id, 1)).catch((err: unknown) => err);
+      expect(refused).toMatchObject({
+        status: 503,
+        code: 'inventory_locked',
+        headers: { 'retry-after': '1' },
+      });
+    });
+    expect(await books(id)).toEqual({ stock: 10, sold: 0, rows: 0, events: 0 });
+    expect(summary(await recorder.record(buy(id, 2)))).toEqual({ ok: true, cantidad: 2, restante: 8 });
+  });
+
+  it('a purchase is never written past its deadline: dropped from the queue, its lock wait cut short', async () => {
+    const id = await stocked(10);
+    const recorder = createPurchaseRecorder(db.pool, { lockWaitMs: 10_000 });
+    await withRowsLocked([id], async (unlock) => {
+      const started = performance.now();
+      // Waits for the row, but not past its deadline.
+      const cut = recorder.record(buy(id, 1), new Deadline(300)).catch((err: unknown) => err);
+      // Waits for a statement behind it (its product is busy): dropped from the queue at its deadline.
+      const first = recorder.record(buy(id, 1), new Deadline(5_000));
+      const dropped = recorder.record(buy(id, 2), new Deadline(200)).catch((err: unknown) => err);
+      expect(await dropped).toMatchObject({ status: 503, code: 'deadline_exceeded' });
+      expect(await cut).toMatchObject({ status: 503, code: 'inventory_locked' });
+      console.log(
+        `[batcher] deadlines of 200 and 300 ms answered after ${(performance.now() - started).toFixed(0)} ms`,
+      );
+      await unlock();
+      expect(summary(await first)).toEqual({ ok: true, cantidad: 1, restante: 9 });
+    });
+    expect(await books(id)).toEqual({ stock: 9, sold: 1, rows: 1, events: 2 });
+  });
+
+  it('sheds load: a purchase that finds the queue full is refused at once, nothing written', async () => {
+    const id = await stocked(10);
+    const recorder = createPurchaseRecorder(db.pool, { queueMax: 2, lockWaitMs: 10_000 });
+    await withRowsLocked([id], async (unlock) => {
+      // One waits for the row; two wait in the queue behind it; the fourth finds the queue full.
+      const kept = [1, 2, 3].map((n) => recorder.record(buy(id, n)));
+      await sleep(100);
+      const shed = await recorder.record(buy(id, 4)).catch((err: unknown) => err);
+      expect(shed).toMatchObject({ status: 503, code: 'queue_full', headers: { 'retry-after': '1' } });
+      await unlock();
+      expect((await Promise.all(kept)).map(summary)).toEqual([
+        { ok: true, cantidad: 1, restante: 9 },
+        { ok: true, cantidad: 2, restante: 7 },
+        { ok: true, cantidad: 3, restante: 4 },
+      ]);
+    });
+    expect(await books(id)).toEqual({ stock: 4, sold: 6, rows: 3, events: 6 });
+  });
+
+  it('locked rows take at most MAX_STATEMENTS - 1 connections: the other products always have one', async () => {
     const ids = await Promise.all(Array.from({ length: 8 }, () => stocked(10)));
+    const free = await stocked(10);
     let active = 0;
     let most = 0;
+    // As large as a service's: the connections the recorder takes are its own choice.
+    const large = new pg.Pool({ connectionString: db.url, max: 10 });
     const counted = poolThrough(async (_config, run) => {
       most = Math.max(most, ++active);
       try {
@@ -337,16 +400,44 @@ describe('the purchase recorder', () => {
       } finally {
         active -= 1;
       }
-    });
+    }, large);
+    onTestFinished(() => large.end());
     await withRowsLocked(ids, async (unlock) => {
-      const recorder = createPurchaseRecorder(counted);
+      const recorder = createPurchaseRecorder(counted, { lockWaitMs: 10_000 });
       const outcomes = ids.map((id) => recorder.record(buy(id, 1)));
-      await sleep(1_000);
+      await sleep(500);
+      expect(most).toBe(MAX_STATEMENTS - 1);
+      const started = performance.now();
+      for (const n of [1, 2]) {
+        expect(summary(await recorder.record(buy(free, n)))).toMatchObject({ ok: true, cantidad: n });
+      }
+      const waited = performance.now() - started;
+      console.log(`[batcher] 2 purchases beside 8 locked rows answered in ${waited.toFixed(0)} ms`);
+      expect(waited).toBeLessThan(2_000);
       expect(most).toBe(MAX_STATEMENTS);
       await unlock();
       expect((await Promise.all(outcomes)).map(summary)).toEqual(
         ids.map(() => ({ ok: true, cantidad: 1, restante: 9 })),
       );
+    });
+  });
+
+  it('a place a keyed purchase held for a locked row goes to a queued one as soon as it is done', async () => {
+    const ids = await Promise.all(Array.from({ length: MAX_STATEMENTS }, () => stocked(10)));
+    const large = new pg.Pool({ connectionString: db.url, max: 10 });
+    onTestFinished(() => large.end());
+    const recorder = createPurchaseRecorder(large, { lockWaitMs: 10_000 });
+    await withRowsLocked(ids, async (unlock) => {
+      // Keyed purchases of three locked rows, each in its own transaction, take every such place.
+      const keyed = ids
+        .slice(0, MAX_STATEMENTS - 1)
+        .map((id) => withTransaction(large, (tx) => recorder.recordIn(tx, buy(id, 1), new Deadline(10_000))));
+      await sleep(200);
+      const queued = recorder.record(buy(ids[MAX_STATEMENTS - 1]!, 1), new Deadline(5_000));
+      expect(await stillWaiting(queued)).toBe(true);
+      await unlock();
+      for (const outcome of await Promise.all(keyed)) expect(outcome.ok).toBe(true);
+      expect(summary(await queued)).toEqual({ ok: true, cantidad: 1, restante: 9 });
     });
   });
 
@@ -360,7 +451,7 @@ describe('the purchase recorder', () => {
     const before = await deadlocks();
     const ids = await Promise.all(Array.from({ length: 8 }, () => stocked(1_000)));
     const registries = [new Registry(), new Registry()] as const;
-    const [one, two] = registries.map((registry) => createPurchaseRecorder(db.pool, registry));
+    const [one, two] = registries.map((registry) => createPurchaseRecorder(db.pool, { registry }));
     // Each instance meets the products in an order of its own.
     const mine = Array.from({ length: 200 }, (_, i) => ids[(i * 3) % 8]!);
     const theirs = Array.from({ length: 200 }, (_, i) => ids[7 - ((i * 5) % 8)]!);

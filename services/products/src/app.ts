@@ -9,7 +9,12 @@ import { ProductResource, READ_ONLY } from './products/products.schemas.js';
 /** Builds the Products service without listening: the server entry point and the tests share it. */
 export async function buildApp(config: ProductsConfig, logger: Logger): Promise<App> {
   const pool = createPool(
-    { connectionString: config.databaseUrl, max: config.databasePoolMax, applicationName: 'products' },
+    {
+      connectionString: config.databaseUrl,
+      max: config.databasePoolMax,
+      applicationName: 'products',
+      ...config.database,
+    },
     logger,
   );
   const { app, metrics } = await createKitApp({

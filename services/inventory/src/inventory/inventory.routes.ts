@@ -3,6 +3,7 @@ import { withTransaction } from '@catalogo/kit/db';
 import { AppError, badRequest, notFound } from '@catalogo/kit/errors';
 import { checkResourceIdentity, MAX_INT, parseIdParam } from '@catalogo/kit/jsonapi';
 import { cursorPage, cursorResult } from '@catalogo/kit/query';
+import type { FastifyRequest } from 'fastify';
 import type pg from 'pg';
 import type { ProductResource, ProductsClient } from '../products-client.js';
 import * as repo from './inventory.repository.js';
@@ -52,8 +53,8 @@ export interface InventoryDeps {
 }
 
 export function inventoryRoutes({ pool, products }: InventoryDeps) {
-  async function productOr404(id: number, requestId: string): Promise<ProductResource> {
-    const product = await products.getProduct(id, requestId);
+  async function productOr404(id: number, request: FastifyRequest): Promise<ProductResource> {
+    const product = await products.getProduct(id, request.id, request.deadline);
     if (!product) throw notFound(PRODUCT_NOT_FOUND);
     return product;
   }
@@ -105,10 +106,7 @@ export function inventoryRoutes({ pool, products }: InventoryDeps) {
       },
       async (request) => {
         const id = parseIdParam(request.params.id);
-        const [product, row] = await Promise.all([
-          productOr404(id, request.id),
-          repo.findInventory(pool, id),
-        ]);
+        const [product, row] = await Promise.all([productOr404(id, request), repo.findInventory(pool, id)]);
         // No row: the quantity has been 0 since the product was created, so that is when it last changed.
         const stock = row ?? { cantidad: 0, updated_at: product.attributes.created_at };
         return single(toInventoryResource(id, stock), product);
@@ -133,7 +131,7 @@ export function inventoryRoutes({ pool, products }: InventoryDeps) {
       },
       async (request) => {
         const id = parseIdParam(request.params.id);
-        const product = await productOr404(id, request.id);
+        const product = await productOr404(id, request);
         const { cantidad } = request.body.data.attributes;
         const row = await changeStock(id, 'set', () => cantidad);
         request.log.info({ productoId: id, cantidad }, 'stock set');
@@ -165,7 +163,7 @@ export function inventoryRoutes({ pool, products }: InventoryDeps) {
             source: { pointer: '/data/attributes/delta' },
           });
         }
-        const product = await productOr404(id, request.id);
+        const product = await productOr404(id, request);
         const row = await changeStock(id, 'adjustment', (current) => {
           const next = current + delta;
           if (next < 0)

@@ -73,36 +73,52 @@ export async function recordPurchase(db: Queryable, p: NewPurchase): Promise<Pur
   return { ok: true, purchase: purchase as PurchaseRow, restante: restante! };
 }
 
+/** A purchase of a batch that met its stock row locked elsewhere: not attempted, nothing written. */
+export interface RowLocked {
+  ok: false;
+  locked: true;
+}
+
 /**
- * Several purchases with one round trip and one commit: `registrar_compras` (migration
- * 1764500000000) runs the statement of `recordPurchase` for each, in the order given, so each is
- * granted or refused on the stock the ones before it of its product left, as if it had run alone.
- * Atomic as a whole: when PostgreSQL refuses it, none of them was recorded; when the connection is
- * lost, whether it committed is unknown. It gives up a row lock it waits for longer than 200 ms.
+ * Several purchases with one round trip and one commit: `registrar_compras` (migrations
+ * 1764500000000 and 1764510000000) runs the statement of `recordPurchase` for each, in the order
+ * given, so each is granted or refused on the stock the ones before it of its product left, as if it
+ * had run alone. Atomic as a whole: when PostgreSQL refuses it, none of them was recorded; when the
+ * connection is lost, whether it committed is unknown.
+ *
+ * With `waitMs` 0 it never waits for a stock row locked elsewhere: the purchases of such a row come
+ * back as `RowLocked`. With `waitMs` > 0 (one product's purchases) it waits that long at most for
+ * the row, then PostgreSQL refuses it (55P03).
  */
-export async function recordPurchases(db: Queryable, purchases: NewPurchase[]): Promise<PurchaseOutcome[]> {
+export async function recordPurchases(
+  db: Queryable,
+  purchases: NewPurchase[],
+  waitMs = 0,
+): Promise<(PurchaseOutcome | RowLocked)[]> {
   const { rows } = await db.query<
-    Partial<PurchaseRow> & { restante: number | null; disponible: number | null }
+    Partial<PurchaseRow> & { restante: number | null; disponible: number | null; bloqueado: boolean }
   >({
     name: 'purchases.record-many',
-    text: `SELECT ${COLUMNS}, restante, disponible
-           FROM registrar_compras($1::int[], $2::int[], $3::numeric[], $4::numeric[])`,
+    text: `SELECT ${COLUMNS}, restante, disponible, bloqueado
+           FROM registrar_compras($1::int[], $2::int[], $3::numeric[], $4::numeric[], $5::int)`,
     values: [
       purchases.map((p) => p.productoId),
       purchases.map((p) => p.cantidad),
       purchases.map((p) => p.unitario),
       purchases.map((p) => p.total),
+      Math.ceil(waitMs),
     ],
   });
   // One row per purchase, in order: anything else would hand a purchase another's outcome.
   if (rows.length !== purchases.length) {
     throw new Error(`registrar_compras answered ${rows.length} rows for ${purchases.length} purchases`);
   }
-  return rows.map(({ restante, disponible, ...purchase }) =>
-    restante === null
+  return rows.map(({ restante, disponible, bloqueado, ...purchase }) => {
+    if (bloqueado) return { ok: false, locked: true };
+    return restante === null
       ? { ok: false, disponible: disponible! }
-      : { ok: true, purchase: purchase as PurchaseRow, restante },
-  );
+      : { ok: true, purchase: purchase as PurchaseRow, restante };
+  });
 }
 
 export async function findPurchase(db: Queryable, id: number): Promise<PurchaseRow | undefined> {

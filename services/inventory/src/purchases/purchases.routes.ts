@@ -78,13 +78,17 @@ async function keyedPurchase(
     { clientId: request.clientId, key, fingerprint: fingerprintOf(`POST ${BASE}`, request.body) },
     (store) => {
       processed = true;
-      return purchaseSettled(deps, input, request.id, (tx, outcome) => {
-        if (outcome instanceof AppError) return store(tx, errorResponse(outcome));
-        purchaseId = outcome.purchase.id;
-        const document = createdDocument(outcome);
-        // Serialised once: these exact bytes are stored, sent now and replayed on every retry.
-        return store(tx, { status: 201, location: document.links.self, body: JSON.stringify(document) });
-      });
+      return purchaseSettled(
+        deps,
+        { ...input, requestId: request.id, deadline: request.deadline },
+        (tx, outcome) => {
+          if (outcome instanceof AppError) return store(tx, errorResponse(outcome));
+          purchaseId = outcome.purchase.id;
+          const document = createdDocument(outcome);
+          // Serialised once: these exact bytes are stored, sent now and replayed on every retry.
+          return store(tx, { status: 201, location: document.links.self, body: JSON.stringify(document) });
+        },
+      );
     },
   ).catch((err: unknown) => {
     // Refused at the claim (409 in flight, 422 other request), before the saga counted anything.
@@ -121,7 +125,12 @@ export function purchasesRoutes(deps: PurchasesRoutesDeps) {
         const { producto_id: productoId, cantidad } = request.body.data.attributes;
         const key = parseIdempotencyKey(request.headers['idempotency-key']);
         if (key === undefined) {
-          const result = await purchase(deps, { productoId, cantidad }, request.id);
+          const result = await purchase(deps, {
+            productoId,
+            cantidad,
+            requestId: request.id,
+            deadline: request.deadline,
+          });
           request.log.info({ purchaseId: result.purchase.id, productoId, cantidad }, 'purchase recorded');
           const document = createdDocument(result);
           reply.code(201).header('location', document.links.self);

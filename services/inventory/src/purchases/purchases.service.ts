@@ -1,4 +1,5 @@
 import { withTransaction } from '@catalogo/kit/db';
+import type { Deadline } from '@catalogo/kit/deadline';
 import { AppError, notFound } from '@catalogo/kit/errors';
 import type pg from 'pg';
 import type { Counter } from 'prom-client';
@@ -6,7 +7,7 @@ import { INSUFFICIENT, PRODUCT_NOT_FOUND } from '../inventory/inventory.routes.j
 import { purchaseTotal } from '../money.js';
 import type { ProductResource, ProductsClient } from '../products-client.js';
 import type { PurchaseRecorder } from './purchases.batcher.js';
-import { type NewPurchase, type PurchaseRow, recordPurchase } from './purchases.repository.js';
+import type { NewPurchase, PurchaseRow } from './purchases.repository.js';
 
 export type PurchaseOutcomeLabel =
   | 'completed'
@@ -16,6 +17,7 @@ export type PurchaseOutcomeLabel =
   | 'total_too_large'
   | 'replayed'
   | 'idempotency_conflict'
+  | 'refused'
   | 'error';
 
 export interface PurchaseDeps {
@@ -35,6 +37,13 @@ function outcomeOf(err: unknown): PurchaseOutcomeLabel {
       return 'product_not_found';
     case 'service_unavailable':
       return 'products_unavailable';
+    case 'deadline_exceeded':
+    case 'queue_full':
+    case 'inventory_locked':
+    case 'resource_locked':
+    case 'database_timeout':
+    case 'pool_timeout':
+      return 'refused';
     case 'total_too_large':
       return 'total_too_large';
     case 'idempotency_key_in_flight':
@@ -52,30 +61,36 @@ export interface PurchaseDone {
 const insufficient = (disponible: number) =>
   new AppError(409, 'insufficient_stock', { detail: INSUFFICIENT }, { meta: { disponible } });
 
+/** What a purchase is asked, by which request, to be answered by when. */
+export interface PurchaseRequest {
+  productoId: number;
+  cantidad: number;
+  requestId: string;
+  deadline: Deadline;
+}
+
 /**
  * The first step of the saga: fetch the product from the Products service outside any transaction
- * (no row lock is ever held across an HTTP call) and price the purchase exactly.
+ * (no row lock is ever held across an HTTP call) and price the purchase exactly. The fetch stops at
+ * the deadline, and so does the saga after it: nothing is written past the deadline.
  */
 async function pricePurchase(
   deps: PurchaseDeps,
-  input: { productoId: number; cantidad: number },
-  requestId: string,
+  { productoId, cantidad, requestId, deadline }: PurchaseRequest,
 ): Promise<{ product: ProductResource; priced: NewPurchase }> {
-  const product = await deps.products.getProduct(input.productoId, requestId);
+  deadline.check();
+  const product = await deps.products.getProduct(productoId, requestId, deadline);
   if (!product) throw notFound(PRODUCT_NOT_FOUND);
-  const { unitario, total } = purchaseTotal(product.attributes.precio, input.cantidad);
-  return { product, priced: { ...input, unitario, total } };
+  const { unitario, total } = purchaseTotal(product.attributes.precio, cantidad);
+  deadline.check();
+  return { product, priced: { productoId, cantidad, unitario, total } };
 }
 
 /** The purchase saga: price it, then record it atomically in one statement (the hot path). */
-export async function purchase(
-  deps: PurchaseDeps,
-  input: { productoId: number; cantidad: number },
-  requestId: string,
-): Promise<PurchaseDone> {
+export async function purchase(deps: PurchaseDeps, request: PurchaseRequest): Promise<PurchaseDone> {
   try {
-    const { product, priced } = await pricePurchase(deps, input, requestId);
-    const outcome = await deps.recorder.record(priced);
+    const { product, priced } = await pricePurchase(deps, request);
+    const outcome = await deps.recorder.record(priced, request.deadline);
     if (!outcome.ok) throw insufficient(outcome.disponible);
     deps.outcomes.inc({ outcome: 'completed' });
     return { purchase: outcome.purchase, product };
@@ -93,15 +108,14 @@ export async function purchase(
  */
 export async function purchaseSettled<T>(
   deps: PurchaseDeps,
-  input: { productoId: number; cantidad: number },
-  requestId: string,
+  request: PurchaseRequest,
   settle: (tx: pg.PoolClient, outcome: PurchaseDone | AppError) => Promise<T>,
 ): Promise<T> {
   try {
-    const { product, priced } = await pricePurchase(deps, input, requestId);
+    const { product, priced } = await pricePurchase(deps, request);
     let label: PurchaseOutcomeLabel = 'completed';
     const result = await withTransaction(deps.pool, async (tx) => {
-      const outcome = await recordPurchase(tx, priced);
+      const outcome = await deps.recorder.recordIn(tx, priced, request.deadline);
       if (outcome.ok) return settle(tx, { purchase: outcome.purchase, product });
       label = 'insufficient_stock';
       return settle(tx, insufficient(outcome.disponible));
