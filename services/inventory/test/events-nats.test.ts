@@ -1,5 +1,5 @@
 /**
- * Events through a real NATS JetStream (API.md §5): every committed purchase reaches the stream
+ * Events through a real NATS JetStream (docs/api.md §5): every committed purchase reaches the stream
  * exactly once — a relay that dies between publishing and marking re-publishes, and JetStream drops
  * the copy by its Nats-Msg-Id — and a NATS outage delays events without failing a purchase.
  *
