@@ -177,9 +177,7 @@ export async function reachableBinaries(
     try {
       await mkdir(cacheRoot, { recursive: true });
       await cp(installed.dir, staging, { recursive: true, verbatimSymlinks: true });
-      await chmod(staging, 0o755);
-      // An install that lost the executable bits (an archive, a copy) is one more cause this cures.
-      for (const file of await readdir(join(staging, 'bin'))) await chmod(join(staging, 'bin', file), 0o755);
+      await openToEveryone(staging);
       await rename(staging, cached.dir);
       log(`${why}: copied them to ${cached.dir} (done once, reused by later runs)`);
     } catch (err) {
@@ -197,6 +195,23 @@ export async function reachableBinaries(
     );
   }
   return cached;
+}
+
+/**
+ * Makes a copy readable by the server's user whatever the install's modes were (a umask of 077
+ * leaves them private to their owner): folders 755, files readable, the binaries executable, an
+ * install that lost their executable bits (an archive, a copy) being one more cause this cures.
+ */
+async function openToEveryone(folder: string): Promise<void> {
+  await chmod(folder, 0o755);
+  for (const entry of await readdir(folder, { withFileTypes: true, recursive: true })) {
+    const path = join(entry.parentPath, entry.name);
+    if (entry.isDirectory()) await chmod(path, 0o755);
+    else if (entry.isFile()) {
+      const executable = entry.parentPath === join(folder, 'bin') || ((await stat(path)).mode & 0o100) !== 0;
+      await chmod(path, executable ? 0o755 : 0o644);
+    }
+  }
 }
 
 /**

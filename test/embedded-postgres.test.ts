@@ -1,7 +1,7 @@
 /**
  * The embedded PostgreSQL starts from folders its server user cannot use as they are: binaries
- * under a private folder (0700), in a path with spaces, with a read-only parent and without their
- * executable bits. It then runs a copy of the binaries from a cache, made once and reused, and any
+ * under a private folder (0700), in a path with spaces, with a read-only parent, without their
+ * executable bits and with their libraries private to their owner. It then runs a copy of the binaries from a cache, made once and reused, and any
  * failure is a PostgresStartError with one sentence, never an unhandled 'error' event.
  */
 import { chmod, cp, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
@@ -39,6 +39,8 @@ beforeAll(async () => {
   for (const file of await readdir(join(parent, 'native', 'bin'))) {
     await chmod(join(parent, 'native', 'bin', file), 0o644);
   }
+  // As an install made under a umask of 077 leaves it.
+  await chmod(join(parent, 'native', 'lib'), 0o700);
   await chmod(parent, 0o555);
   awkward = { ...installed, dir: join(parent, 'native') };
 }, 60_000);
