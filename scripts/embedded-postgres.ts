@@ -335,6 +335,13 @@ async function initialise(
       '--auth=password',
       '--username=postgres',
       `--pwfile=${passwordFile}`,
+      // UTF-8 text with Unicode case rules and code-point order, whoever runs this: left to the
+      // environment, a user without LANG got SQL_ASCII, where a 255-character name with accents
+      // overflows varchar(255) and ILIKE ignores the case of 'É'.
+      '--encoding=UTF8',
+      '--locale=C',
+      '--locale-provider=builtin',
+      '--builtin-locale=C.UTF-8',
       `--lc-messages=${locale}`,
     ];
     const child = launch({ file: binary(binaries, 'initdb'), args, user, locale, cwd: binaries.dir });

@@ -7,6 +7,7 @@
 import { chmod, cp, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   type Binaries,
@@ -135,4 +136,36 @@ it('a failure to start is one PostgresStartError sentence, not an unhandled erro
   await expect(nowhere).rejects.toThrow(
     /cannot run the PostgreSQL binaries in .*, and copying them to .* failed/,
   );
+});
+
+it('stores UTF-8 with Unicode case rules whatever the locale of whoever starts it', {
+  timeout: 60_000,
+}, async () => {
+  const saved = { LANG: process.env.LANG, LC_ALL: process.env.LC_ALL };
+  // A login without LANG, as `su - someone` gives: left to the environment, initdb chose SQL_ASCII.
+  process.env.LANG = 'C';
+  process.env.LC_ALL = 'C';
+  let cluster: Awaited<ReturnType<typeof startEmbeddedPostgres>>;
+  try {
+    cluster = await startEmbeddedPostgres({
+      dataDir: join(await openFolder('data C'), 'data'),
+      persistent: false,
+    });
+  } finally {
+    for (const [name, value] of Object.entries(saved)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  }
+  const client = new pg.Client({ connectionString: cluster.url('postgres') });
+  try {
+    await client.connect();
+    const { rows } = await client.query(
+      "SELECT current_setting('server_encoding') AS encoding, lower('ÉCOLE') AS lower, length('ñandú') AS length",
+    );
+    expect(rows[0]).toEqual({ encoding: 'UTF8', lower: 'école', length: 5 });
+  } finally {
+    await client.end();
+    await cluster.stop();
+  }
 });
