@@ -5,31 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { EmbeddedCluster } from '../scripts/embedded-postgres.js';
+import { type EmbeddedCluster, freePort, startEmbeddedPostgres } from '../scripts/embedded-postgres.js';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const RESULTS_DIR = join(ROOT, 'bench/results');
 
-const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-
-/**
- * embedded-postgres, on import, makes SIGINT/SIGTERM/SIGHUP stop PostgreSQL and exit the process at
- * once; the bench owns those signals (it stops the services first), so those handlers are removed.
- */
-async function importEmbeddedPostgres() {
-  const before = new Map(SIGNALS.map((signal) => [signal, process.listeners(signal)]));
-  const module = await import('../scripts/embedded-postgres.js');
-  for (const signal of SIGNALS) {
-    for (const listener of process.listeners(signal)) {
-      if (!before.get(signal)?.includes(listener)) process.removeListener(signal, listener);
-    }
-  }
-  return module;
-}
-
-export async function freePort(): Promise<number> {
-  return (await importEmbeddedPostgres()).freePort();
-}
+export { freePort } from '../scripts/embedded-postgres.js';
 
 export interface Databases {
   products: string;
@@ -52,7 +33,6 @@ export async function openDatabases(given: { products?: string; inventory?: stri
       stop: async () => {},
     };
   }
-  const { startEmbeddedPostgres } = await importEmbeddedPostgres();
   const parent = await mkdtemp(join(tmpdir(), 'catalogo-bench-pg-'));
   // As root, PostgreSQL runs as the postgres user, who must be able to walk into the folder.
   await chmod(parent, 0o755);

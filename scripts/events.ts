@@ -1,6 +1,6 @@
 /**
  * Prints the Inventory service's events as they reach NATS JetStream, one JSON line each (the
- * envelope of API.md §5: id, type, occurred_at, data).
+ * envelope of docs/api.md §5: id, type, occurred_at, data).
  *
  *   npm run events                   events published from now on
  *   npm run events -- --all          every event the stream still holds, then new ones

@@ -4,18 +4,32 @@
  * the Products and Inventory services as child processes. Ctrl-C or SIGTERM stops the services,
  * then PostgreSQL, and leaves no process behind; a service that dies on its own stops everything.
  *
- * Environment: PRODUCTS_PORT (3001), INVENTORY_PORT (3002), API_KEYS, PRODUCTS_API_KEY, NATS_URL,
- * LOG_LEVEL, PRODUCTS_DATABASE_URL + INVENTORY_DATABASE_URL, CATALOGO_DATA_DIR (`.data`).
+ * The services listen on 127.0.0.1 unless asked otherwise (`--host 0.0.0.0` or HOST): the system
+ * runs with a published development key. Logs are JSON lines, readable lines in a terminal (`--json`
+ * keeps JSON there too).
+ *
+ * Environment: PRODUCTS_PORT (3001), INVENTORY_PORT (3002), HOST, API_KEYS, PRODUCTS_API_KEY,
+ * NATS_URL, LOG_LEVEL, PRODUCTS_DATABASE_URL + INVENTORY_DATABASE_URL, CATALOGO_DATA_DIR (`.data`).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { isIPv6 } from 'node:net';
 import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import pino from 'pino';
 import { DEV_API_KEY } from '../packages/kit/src/config.js';
-import type { EmbeddedCluster } from './embedded-postgres.js';
+import {
+  type EmbeddedCluster,
+  freePort,
+  PostgresStartError,
+  startEmbeddedPostgres,
+} from './embedded-postgres.js';
+import { chooseLogFormat, lineFormatter } from './runner-logs.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const STOP_GRACE_MS = 10_000;
@@ -37,22 +51,39 @@ const state: { cluster?: Promise<EmbeddedCluster>; services: RunningService[]; s
   stopping: false,
 };
 
-const say = (line: string) => process.stdout.write(`[start] ${line}\n`);
-
 // As early as possible: a signal during start-up must still stop whatever has started.
 for (const signal of SIGNALS) process.on(signal, () => void shutdown(0));
 
-/**
- * embedded-postgres, on import, makes SIGINT/SIGTERM/SIGHUP stop PostgreSQL and exit at once (code
- * 130/143) — before the services have stopped. The runner owns those signals, so the handlers that
- * import added are removed (its exit hook, which stops a server still running, stays).
- */
-const before = new Map(SIGNALS.map((signal) => [signal, process.listeners(signal)]));
-const { freePort, startEmbeddedPostgres } = await import('./embedded-postgres.js');
-for (const signal of SIGNALS) {
-  for (const listener of process.listeners(signal)) {
-    if (!before.get(signal)?.includes(listener)) process.removeListener(signal, listener);
+function readArgs() {
+  try {
+    return parseArgs({
+      args: process.argv.slice(2),
+      options: { host: { type: 'string' }, json: { type: 'boolean', default: false } },
+    }).values;
+  } catch (err) {
+    process.stderr.write(`npm start: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write('usage: npm start [-- --host <address>] [--json]\n');
+    process.exit(2);
   }
+}
+
+const args = readArgs();
+const format = lineFormatter(
+  chooseLogFormat({ tty: Boolean(process.stdout.isTTY), nodeEnv: process.env.NODE_ENV, json: args.json }),
+  Boolean(process.stdout.isTTY),
+);
+const log = pino(
+  { base: { service: 'runner' } },
+  { write: (line: string) => process.stdout.write(format('runner', line.trimEnd())) },
+);
+const say = (line: string) => log.info(line);
+
+/** Every line a service writes, through the same formatter as the runner's own. */
+function relay(name: string, stream: Readable | null, to: NodeJS.WriteStream): void {
+  if (stream)
+    createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) =>
+      to.write(format(name, line)),
+    );
 }
 
 function readPort(variable: string, fallback: number): number {
@@ -62,6 +93,12 @@ function readPort(variable: string, fallback: number): number {
     throw new StartError(`${variable} must be a port number between 1 and 65535 (got '${raw}')`);
   }
   return port;
+}
+
+/** Where to reach a service listening on `host` from this machine. */
+function localUrl(host: string, port: number): string {
+  const reachable = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  return `http://${isIPv6(reachable) ? `[${reachable}]` : reachable}:${port}`;
 }
 
 /** Services of a runner killed with SIGKILL may still be shutting down: give them their grace period. */
@@ -89,8 +126,10 @@ async function startCluster(dataDir: string): Promise<EmbeddedCluster> {
   const options = { dataDir, persistent: true, log: say };
   try {
     return await startEmbeddedPostgres({ ...options, port: 54329 });
-  } catch {
-    say('PostgreSQL did not start on port 54329 (taken meanwhile?); trying again on a free port');
+  } catch (err) {
+    if (!(err instanceof PostgresStartError && /could not (bind|create any)|in use/i.test(err.output)))
+      throw err;
+    say('PostgreSQL could not listen on port 54329 (taken meanwhile?); trying again on a free port');
     return startEmbeddedPostgres(options);
   }
 }
@@ -111,40 +150,38 @@ async function openDatabases(): Promise<{ products: string; inventory: string }>
   const cluster = await state.cluster;
   await cluster.ensureDatabase('products_db');
   await cluster.ensureDatabase('inventory_db');
-  say(`PostgreSQL on 127.0.0.1:${cluster.port}, data in ${cluster.dataDir}`);
+  log.info(
+    { port: cluster.port, dataDir: cluster.dataDir, pid: cluster.pid },
+    `PostgreSQL on 127.0.0.1:${cluster.port}, data in ${cluster.dataDir}`,
+  );
   return { products: cluster.url('products_db'), inventory: cluster.url('inventory_db') };
 }
 
-function startService(
-  name: string,
-  entry: string,
-  port: number,
-  env: Record<string, string>,
-): RunningService {
+function startService(name: string, entry: string, url: string, env: Record<string, string>): RunningService {
   const preload = pathToFileURL(join(ROOT, 'scripts/exit-with-runner.ts')).href;
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', '--import', preload, '--conditions=source', join(ROOT, entry)],
     {
       cwd: ROOT,
-      env: { ...process.env, ...env, PORT: String(port) },
+      env: { ...process.env, ...env },
       // Own process group: see exit-with-runner.ts. The IPC channel is how a service notices the runner died.
       detached: true,
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     },
   );
+  relay(name, child.stdout, process.stdout);
+  relay(name, child.stderr, process.stderr);
   child.once('exit', (code, signal) => {
     if (state.stopping) return;
-    process.stderr.write(
-      `[start] ${name} exited on its own (${signal ?? `code ${code}`}): stopping everything\n`,
-    );
+    log.error(`${name} exited on its own (${signal ?? `code ${code}`}): stopping everything`);
     void shutdown(1);
   });
   child.once('error', (err) => {
-    process.stderr.write(`[start] ${name} could not be started: ${err.message}\n`);
+    log.error(`${name} could not be started: ${err.message}`);
     void shutdown(1);
   });
-  const service = { name, url: `http://127.0.0.1:${port}`, child };
+  const service = { name, url, child };
   state.services.push(service);
   return service;
 }
@@ -164,50 +201,28 @@ async function waitHealthy({ name, url }: RunningService): Promise<void> {
   throw new StartError(`${name} did not answer 200 on ${url}/health within ${HEALTH_TIMEOUT_MS / 1000} s`);
 }
 
+/** Resolves once the service has exited and its last lines have been printed. */
 async function stopService({ name, child }: RunningService): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  const outcome = await Promise.race([exited, sleep(STOP_GRACE_MS, 'timeout' as const)]);
+  const closed = child.stdout?.closed && child.stderr?.closed ? Promise.resolve() : once(child, 'close');
+  if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+  const outcome = await Promise.race([closed, sleep(STOP_GRACE_MS, 'timeout' as const)]);
   if (outcome === 'timeout') {
     say(`${name} did not stop within ${STOP_GRACE_MS / 1000} s: killing it`);
     child.kill('SIGKILL');
-    await exited;
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Resolves once the postmaster of `dataDir` is gone: its lock file removed, or its pid dead. */
-async function postmasterGone(dataDir: string): Promise<void> {
-  for (;;) {
-    const pid = await readFile(join(dataDir, 'postmaster.pid'), 'utf8').then(
-      (text) => Number(text.split('\n')[0]),
-      () => undefined,
-    );
-    if (pid === undefined || !isAlive(pid)) return;
-    await sleep(100);
+    await closed;
   }
 }
 
 /**
  * Services first (they may still be finishing requests against the database), then PostgreSQL.
- * A Ctrl-C in a terminal reaches PostgreSQL directly too (same process group), and the library's
- * stop() never resolves for a server that already exited, hence the race with the lock file.
+ * A Ctrl-C in a terminal reaches PostgreSQL directly too (same process group); stop() then waits.
  */
 async function shutdown(code: number): Promise<void> {
   if (state.stopping) return;
   state.stopping = true;
   await Promise.all(state.services.map(stopService));
   const cluster = await state.cluster?.catch(() => undefined);
-  if (cluster) await Promise.race([cluster.stop(), postmasterGone(cluster.dataDir)]);
+  await cluster?.stop();
   say('stopped');
   process.exit(code);
 }
@@ -234,6 +249,9 @@ async function main(): Promise<void> {
   const ports = { products: readPort('PRODUCTS_PORT', 3001), inventory: readPort('INVENTORY_PORT', 3002) };
   if (ports.products === ports.inventory)
     throw new StartError('PRODUCTS_PORT and INVENTORY_PORT must differ');
+  // The services' own default is every interface (what a container needs); on a workstation, with
+  // the published development key, only this machine unless the user says otherwise.
+  const host = args.host?.trim() || process.env.HOST?.trim() || '127.0.0.1';
   const inventoryEntry = 'services/inventory/src/server.ts';
   const withInventory = existsSync(join(ROOT, inventoryEntry));
   if (!withInventory) say(`${inventoryEntry} does not exist yet: starting Products only`);
@@ -243,20 +261,27 @@ async function main(): Promise<void> {
   const userKeys = process.env.API_KEYS?.trim();
   const apiKeys = userKeys || DEV_API_KEY;
   const firstKey = apiKeys.split(',')[0]!.trim();
+  if (!userKeys && host !== '127.0.0.1' && host !== 'localhost' && host !== '::1') {
+    log.warn(`listening on ${host} with the published development key: set API_KEYS`);
+  }
   const databases = await openDatabases();
   // A signal may have arrived while PostgreSQL was starting: shutdown() is then already under way.
   if (state.stopping) return;
 
-  const products = startService('products', 'services/products/src/server.ts', ports.products, {
-    DATABASE_URL: databases.products,
-    API_KEYS: apiKeys,
-  });
+  const products = startService(
+    'products',
+    'services/products/src/server.ts',
+    localUrl(host, ports.products),
+    { DATABASE_URL: databases.products, API_KEYS: apiKeys, HOST: host, PORT: String(ports.products) },
+  );
   const started = [products];
   if (withInventory) {
     started.push(
-      startService('inventory', inventoryEntry, ports.inventory, {
+      startService('inventory', inventoryEntry, localUrl(host, ports.inventory), {
         DATABASE_URL: databases.inventory,
         API_KEYS: apiKeys,
+        HOST: host,
+        PORT: String(ports.inventory),
         PRODUCTS_URL: products.url,
         PRODUCTS_API_KEY: process.env.PRODUCTS_API_KEY?.trim() || firstKey,
       }),
@@ -269,6 +294,7 @@ async function main(): Promise<void> {
 function describe(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
   if (err instanceof StartError) return err.message;
+  if (err instanceof PostgresStartError) return `PostgreSQL could not start: ${err.message}`;
   // An error wrapped with a cause is already worded for the user; anything else is a bug: show where.
   if ('cause' in err) return err.cause === undefined ? err.message : `${err.message}: ${String(err.cause)}`;
   return err.stack ?? err.message;
@@ -277,6 +303,6 @@ function describe(err: unknown): string {
 main().catch((err: unknown) => {
   // Failures caused by a shutdown already under way (a signal during start-up) are not news.
   if (state.stopping) return;
-  process.stderr.write(`[start] ${describe(err)}\n`);
+  log.error(describe(err));
   void shutdown(1);
 });

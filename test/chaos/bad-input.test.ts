@@ -3,7 +3,7 @@
  * valid request broken on purpose (wrong types, missing members, out-of-range and non-integer
  * numbers, NUL and control characters, 100 000-deep nesting, long and odd unicode strings, wrong
  * media types and Accept, bad path ids and query parameters, invalid JSON bytes, duplicate keys,
- * and well-formed requests the stock or the prices forbid). The rule under test (API.md §1): a
+ * and well-formed requests the stock or the prices forbid). The rule under test (docs/api.md §1): a
  * malformed request is never a 5xx, is always answered with a JSON:API error document, and writes
  * nothing — checked after every request on `productos`, `inventario`, `historial_compras` and `outbox`.
  *

@@ -5,7 +5,7 @@ import pg from 'pg';
 import pino from 'pino';
 import type { TestProject } from 'vitest/node';
 import { migrate } from '../../packages/kit/src/db.js';
-import { startEmbeddedPostgres } from '../../scripts/embedded-postgres.js';
+import { PostgresStartError, startEmbeddedPostgres } from '../../scripts/embedded-postgres.js';
 import { MIGRATIONS_DIR as INVENTORY_MIGRATIONS } from '../../services/inventory/src/migrations.js';
 import { MIGRATIONS_DIR as PRODUCTS_MIGRATIONS } from '../../services/products/src/migrations.js';
 
@@ -39,7 +39,16 @@ export default async function setup(project: TestProject) {
     const dataDir = await mkdtemp(join(tmpdir(), 'catalogo-test-pg-'));
     // mkdtemp makes the folder private; as root the server runs as `postgres`, which must enter it.
     await chmod(dataDir, 0o755);
-    const cluster = await startEmbeddedPostgres({ dataDir: join(dataDir, 'data'), persistent: false });
+    const cluster = await startEmbeddedPostgres({
+      dataDir: join(dataDir, 'data'),
+      persistent: false,
+      log: (line) => console.log(`[tests] ${line}`),
+    }).catch((err: unknown) => {
+      // The reason in one line, not the test runner's stack trace of this file.
+      if (!(err instanceof PostgresStartError)) throw err;
+      process.stderr.write(`[tests] PostgreSQL could not start: ${err.message}\n`);
+      process.exit(1);
+    });
     adminUrl = cluster.url('postgres');
     stopCluster = async () => {
       await cluster.stop();

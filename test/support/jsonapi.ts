@@ -79,7 +79,7 @@ export function expectErrorDocument(
 }
 
 /**
- * What is wrong with an answer that should be a JSON:API error document (API.md §1), or undefined
+ * What is wrong with an answer that should be a JSON:API error document (docs/api.md §1), or undefined
  * when it is one — the same rules as `expectErrorDocument`, as a value, for generated requests that
  * report the first offending answer. A 5xx must not expose stack traces or SQL either.
  */

@@ -1,4 +1,4 @@
-/** Configuration shared by both services, read from the environment (API.md §6). */
+/** Configuration shared by both services, read from the environment (docs/api.md §6). */
 export interface BaseConfig {
   nodeEnv: string;
   port: number;

@@ -7,7 +7,7 @@ const TIMESTAMP_WITHOUT_TZ = 1114;
 const TIMESTAMP_WITH_TZ = 1184;
 
 /**
- * `TIMESTAMP` columns (the architecture document's type) hold UTC wall-clock time because every
+ * `TIMESTAMP` columns (the data model's type) hold UTC wall-clock time because every
  * session runs with `timezone=UTC`; they are read back as ISO 8601 UTC strings, the API's format.
  */
 const toIso = (value: string) => new Date(`${value.replace(' ', 'T')}Z`).toISOString();

@@ -1,11 +1,11 @@
 import pino, { type Logger } from 'pino';
 
 /**
- * Structured JSON logs; human-readable only when a person watches a terminal outside production.
+ * Structured JSON logs, one object a line, wherever the service runs: `npm start` turns them into
+ * readable lines for a terminal, and a service started on its own can be piped through pino-pretty.
  * Secrets are redacted wherever a header object is logged.
  */
-export function createLogger(service: string, level: string, production = false): Logger {
-  const pretty = !production && process.stdout.isTTY;
+export function createLogger(service: string, level: string): Logger {
   return pino({
     level,
     base: { service },
@@ -13,14 +13,6 @@ export function createLogger(service: string, level: string, production = false)
       paths: ['req.headers["x-api-key"]', 'req.headers.authorization', 'headers["x-api-key"]'],
       censor: '[redacted]',
     },
-    ...(pretty
-      ? {
-          transport: {
-            target: 'pino-pretty',
-            options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' },
-          },
-        }
-      : {}),
   });
 }
 

@@ -30,7 +30,7 @@ export async function runService<C extends { host: string; port: number; logLeve
     }
     throw err;
   }
-  const logger = createLogger(definition.name, config.logLevel, config.nodeEnv === 'production');
+  const logger = createLogger(definition.name, config.logLevel);
   let app: App;
   try {
     app = await definition.build(config, logger);

@@ -29,7 +29,7 @@ function problemsOf(env: Record<string, string | undefined>): string[] {
 }
 
 describe('readBaseConfig', () => {
-  it('applies the defaults of API.md §6', () => {
+  it('applies the defaults of docs/api.md §6', () => {
     expect(load({ DATABASE_URL }, 3002)).toEqual({
       nodeEnv: 'development',
       port: 3002,

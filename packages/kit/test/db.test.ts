@@ -123,7 +123,7 @@ describe('createPool', () => {
 
 describe('createLogger', () => {
   it('logs at the given level and names the service on every line', () => {
-    const logger = createLogger('products', 'debug', true);
+    const logger = createLogger('products', 'debug');
     expect(logger.level).toBe('debug');
     expect(logger.bindings()).toMatchObject({ service: 'products' });
   });

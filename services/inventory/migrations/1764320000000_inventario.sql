@@ -1,5 +1,5 @@
 -- Up Migration
--- The tables of the architecture document, column for column, plus the rules that protect them.
+-- The stock and the purchase history, as the data model names their columns, plus the rules that protect them.
 CREATE TABLE inventario (
   id SERIAL PRIMARY KEY,
   producto_id INTEGER NOT NULL UNIQUE,

@@ -1,5 +1,5 @@
 -- Up Migration
--- Idempotency keys of POST /api/purchases (API.md §3). The database, not an instance's memory,
+-- Idempotency keys of POST /api/purchases (docs/api.md §3). The database, not an instance's memory,
 -- decides who owns a key: several Inventory instances share this table.
 CREATE TABLE idempotency_keys (
   -- SHA-256 hex of the API key that sent the request: keys are scoped per client.

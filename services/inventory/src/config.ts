@@ -32,7 +32,7 @@ export interface OutboxConfig {
 }
 
 export interface IdempotencyConfig {
-  /** Keys are kept at least this long (API.md promises 24 hours). */
+  /** Keys are kept at least this long (docs/api.md §3 promises 24 hours). */
   ttlHours: number;
   /** How long an in-flight claim holds; past it, a retry may take over a claim left by a crash. */
   leaseSeconds: number;

@@ -4,7 +4,7 @@ import { loadConfig } from '../src/config.js';
 
 const base = { DATABASE_URL: 'postgres://u@h/db' };
 
-describe('loadConfig (API.md §6)', () => {
+describe('loadConfig (docs/api.md §6)', () => {
   it('uses the documented defaults', () => {
     const config = loadConfig(base);
     expect(config.port).toBe(3002);

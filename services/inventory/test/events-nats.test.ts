@@ -1,5 +1,5 @@
 /**
- * Events through a real NATS JetStream (API.md §5): every committed purchase reaches the stream
+ * Events through a real NATS JetStream (docs/api.md §5): every committed purchase reaches the stream
  * exactly once — a relay that dies between publishing and marking re-publishes, and JetStream drops
  * the copy by its Nats-Msg-Id — and a NATS outage delays events without failing a purchase.
  *
@@ -49,16 +49,15 @@ async function natsAnswers(url: string | undefined): Promise<boolean> {
 }
 
 const hasNats = await natsAnswers(NATS_URL);
-if (!hasNats) {
-  console.log(
-    `[events-nats] SKIPPED: no NATS with JetStream answers at NATS_URL (${NATS_URL ?? 'unset'}); ` +
-      'set NATS_URL=nats://127.0.0.1:4222 to run the JetStream delivery tests',
-  );
-}
+const noNats =
+  `no NATS with JetStream answers at NATS_URL (${NATS_URL ?? 'unset'}); ` +
+  'set NATS_URL=nats://127.0.0.1:4222 to run them';
+if (!hasNats) console.log(`[events-nats] SKIPPED the JetStream delivery tests: ${noNats}`);
 const natsServerBinary = spawnSync('nats-server', ['--version']).status === 0;
-if (!natsServerBinary) {
-  console.log('[events-nats] SKIPPED: the outage test needs the nats-server binary on PATH');
-}
+const noBinary = 'the nats-server binary is not on PATH';
+if (!natsServerBinary) console.log(`[events-nats] SKIPPED the NATS outage test: ${noBinary}`);
+/** A suite's name, which says why when it is skipped (reporters list skipped suites by name). */
+const titled = (name: string, runs: boolean, why: string) => (runs ? name : `${name} — skipped: ${why}`);
 
 interface Envelope {
   id: string;
@@ -130,7 +129,7 @@ function expectExactlyThePurchases(
   }
 }
 
-describe.skipIf(!hasNats)('JetStream delivery (NATS at NATS_URL)', () => {
+describe.skipIf(!hasNats)(titled('JetStream delivery (NATS at NATS_URL)', hasNats, noNats), () => {
   const url = NATS_URL as string;
   let nc: NatsConnection;
   let products: Awaited<ReturnType<typeof startProducts>>;
@@ -245,78 +244,81 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-describe.skipIf(!natsServerBinary)('NATS outage (own nats-server)', () => {
-  let server: ChildProcess | undefined;
-  let port: number;
-  let storeDir: string;
-  let nc: NatsConnection | undefined;
+describe.skipIf(!natsServerBinary)(
+  titled('NATS outage (own nats-server)', natsServerBinary, noBinary),
+  () => {
+    let server: ChildProcess | undefined;
+    let port: number;
+    let storeDir: string;
+    let nc: NatsConnection | undefined;
 
-  async function startServer() {
-    const child = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir], {
-      stdio: 'ignore',
-    });
-    server = child;
-    const deadline = Date.now() + 10_000;
-    while (!(await natsAnswers(`nats://127.0.0.1:${port}`))) {
-      if (Date.now() > deadline) throw new Error(`nats-server did not start on port ${port}`);
-      await new Promise((r) => setTimeout(r, 100));
+    async function startServer() {
+      const child = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir], {
+        stdio: 'ignore',
+      });
+      server = child;
+      const deadline = Date.now() + 10_000;
+      while (!(await natsAnswers(`nats://127.0.0.1:${port}`))) {
+        if (Date.now() > deadline) throw new Error(`nats-server did not start on port ${port}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
     }
-  }
 
-  async function stopServer() {
-    const child = server;
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    await exited;
-  }
+    async function stopServer() {
+      const child = server;
+      if (!child || child.exitCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    }
 
-  beforeAll(async () => {
-    port = await freePort();
-    storeDir = await mkdtemp(join(tmpdir(), 'inventory-nats-'));
-    await startServer();
-  });
-
-  afterAll(async () => {
-    await nc?.close();
-    await stopServer();
-    await rm(storeDir, { recursive: true, force: true });
-  });
-
-  it('purchases succeed while NATS is down, and every event arrives once it is back', async () => {
-    const natsUrl = `nats://127.0.0.1:${port}`;
-    const stream = `OUTAGE_${unique()}`;
-    const prefix = `outage_${unique()}`;
-    const products = await startProducts();
-    const db = await createTestDatabase('inventory');
-    const app = await buildInventory(db.url, products.url, {
-      NATS_URL: natsUrl,
-      NATS_STREAM: stream,
-      NATS_SUBJECT_PREFIX: prefix,
-      OUTBOX_POLL_MS: '20',
-    });
-    try {
-      const id = await createProductIn(products.app, 1.5);
-      await setStockIn(app, id, 100);
-      const before = await buyMany(app, id, 3);
-      await expect.poll(() => pendingIn(db), { timeout: 10_000 }).toBe(0);
-
-      await stopServer();
-      const during = await buyMany(app, id, 10);
-      // Nothing can be delivered: the events wait in the outbox.
-      await new Promise((r) => setTimeout(r, 300));
-      expect(await pendingIn(db)).toBe(20);
-
+    beforeAll(async () => {
+      port = await freePort();
+      storeDir = await mkdtemp(join(tmpdir(), 'inventory-nats-'));
       await startServer();
-      await expect.poll(() => pendingIn(db), { timeout: 30_000, interval: 200 }).toBe(0);
-      nc = await connect({ servers: natsUrl });
-      const received = await readStream(nc, stream);
-      expectExactlyThePurchases(received, prefix, [...before, ...during], 1.5);
-      expect(received).toHaveLength(13 + 14);
-    } finally {
-      await app.close();
-      await db.drop();
-      await products.close();
-    }
-  }, 60_000);
-});
+    });
+
+    afterAll(async () => {
+      await nc?.close();
+      await stopServer();
+      await rm(storeDir, { recursive: true, force: true });
+    });
+
+    it('purchases succeed while NATS is down, and every event arrives once it is back', async () => {
+      const natsUrl = `nats://127.0.0.1:${port}`;
+      const stream = `OUTAGE_${unique()}`;
+      const prefix = `outage_${unique()}`;
+      const products = await startProducts();
+      const db = await createTestDatabase('inventory');
+      const app = await buildInventory(db.url, products.url, {
+        NATS_URL: natsUrl,
+        NATS_STREAM: stream,
+        NATS_SUBJECT_PREFIX: prefix,
+        OUTBOX_POLL_MS: '20',
+      });
+      try {
+        const id = await createProductIn(products.app, 1.5);
+        await setStockIn(app, id, 100);
+        const before = await buyMany(app, id, 3);
+        await expect.poll(() => pendingIn(db), { timeout: 10_000 }).toBe(0);
+
+        await stopServer();
+        const during = await buyMany(app, id, 10);
+        // Nothing can be delivered: the events wait in the outbox.
+        await new Promise((r) => setTimeout(r, 300));
+        expect(await pendingIn(db)).toBe(20);
+
+        await startServer();
+        await expect.poll(() => pendingIn(db), { timeout: 30_000, interval: 200 }).toBe(0);
+        nc = await connect({ servers: natsUrl });
+        const received = await readStream(nc, stream);
+        expectExactlyThePurchases(received, prefix, [...before, ...during], 1.5);
+        expect(received).toHaveLength(13 + 14);
+      } finally {
+        await app.close();
+        await db.drop();
+        await products.close();
+      }
+    }, 60_000);
+  },
+);

@@ -1,5 +1,5 @@
 /**
- * Idempotency-Key on POST /api/purchases (API.md §3). The race guarded against: a client that
+ * Idempotency-Key on POST /api/purchases (docs/api.md §3). The race guarded against: a client that
  * retries after a timeout — possibly through another instance behind the load balancer — must not
  * buy twice, and every retry must get the very response the first attempt produced.
  */

@@ -32,6 +32,12 @@ const TIMEOUT_MS = 200;
 /** The largest pause between two attempts (the client's backoff cap). */
 const MAX_BACKOFF_MS = 400;
 const FAST = { PRODUCTS_TIMEOUT_MS: String(TIMEOUT_MS), PRODUCTS_BREAKER_THRESHOLD: '100' };
+/**
+ * Added to every upper bound on a duration: those bounds say "bounded, not hanging", and a loaded
+ * two-core machine can stretch a 200 ms attempt several times over. What was done — attempts made,
+ * connections opened, which answer came first — is asserted exactly instead.
+ */
+const SLACK_MS = 5_000;
 
 const OWN_KEY = 'inventory-own-key';
 
@@ -109,14 +115,14 @@ describe('Products stopped (nothing listens on its port)', () => {
     await app?.close();
   });
 
-  it('a purchase answers 503 well under 2 s and writes nothing', async () => {
+  it('a purchase answers 503 within a bounded time and writes nothing', async () => {
     await db.pool.query(
       'INSERT INTO inventario (producto_id, cantidad) VALUES (1, 5) ON CONFLICT DO NOTHING',
     );
     const { res, ms } = await expectNoWrite(db, () => timed(() => buy(app, 1)));
     console.log(`[products-down] stopped Products: 503 in ${ms} ms`);
     expectUnavailable(res);
-    expect(ms).toBeLessThan(2 * MAX_BACKOFF_MS + 1_000);
+    expect(ms).toBeLessThan(2 * MAX_BACKOFF_MS + SLACK_MS);
     expect(await metric(app, 'purchases_total', { outcome: 'products_unavailable' })).toBe(1);
   });
 
@@ -148,7 +154,7 @@ describe('Products stopped (nothing listens on its port)', () => {
     );
     expectUnavailable(res);
     expect(server.requests).toHaveLength(3);
-    expect(ms).toBeLessThan(2 * MAX_BACKOFF_MS + 1_000);
+    expect(ms).toBeLessThan(2 * MAX_BACKOFF_MS + SLACK_MS);
   });
 });
 
@@ -164,20 +170,23 @@ describe('Products hanging (accepts, never answers)', () => {
     expectUnavailable(res);
     expect(server.requests).toHaveLength(3);
     expect(ms).toBeGreaterThanOrEqual(3 * TIMEOUT_MS - 10);
-    expect(ms).toBeLessThan(3 * TIMEOUT_MS + 2 * MAX_BACKOFF_MS + 1_000);
+    expect(ms).toBeLessThan(3 * TIMEOUT_MS + 2 * MAX_BACKOFF_MS + SLACK_MS);
   });
 
   it('bounds an attempt still queued for a connection to Products by its own timeout', async () => {
     const server = await fake('hang');
     // One connection, one attempt: the health check's probe holds the connection for its own 1 s.
     const app = await inventory(server.url, { PRODUCTS_CONNECTIONS: '1', PRODUCTS_RETRIES: '1' });
-    const health = app.inject({ method: 'GET', url: '/health' });
+    const finished: string[] = [];
+    const health = app.inject({ method: 'GET', url: '/health' }).then(() => finished.push('health'));
     await new Promise((resolve) => setTimeout(resolve, 20));
     const { res, ms } = await timed(() => buy(app, 1));
+    finished.push('purchase');
     console.log(`[products-down] purchase queued behind a hanging probe: 503 in ${ms} ms`);
     expectUnavailable(res);
-    expect(ms).toBeLessThan(TIMEOUT_MS + 300);
     await health;
+    // Its 200 ms ran out while the probe still held the only connection for its own 1 s.
+    expect(finished).toEqual(['purchase', 'health']);
   });
 
   it('a body that stops halfway is cut off by the same timeout, and retried', async () => {
@@ -187,7 +196,7 @@ describe('Products hanging (accepts, never answers)', () => {
     expectUnavailable(res);
     expect(server.requests).toHaveLength(3);
     expect(ms).toBeGreaterThanOrEqual(3 * TIMEOUT_MS - 10);
-    expect(ms).toBeLessThan(3 * TIMEOUT_MS + 2 * MAX_BACKOFF_MS + 1_000);
+    expect(ms).toBeLessThan(3 * TIMEOUT_MS + 2 * MAX_BACKOFF_MS + SLACK_MS);
   });
 
   it('keeps /health within its own bound while Products hangs', async () => {
@@ -195,12 +204,12 @@ describe('Products hanging (accepts, never answers)', () => {
     const { res, ms } = await timed(() => sharedApp.inject({ method: 'GET', url: '/health' }));
     expect(res.statusCode).toBe(200);
     expect(res.json().checks).toEqual({ database: 'ok', products: 'error' });
-    expect(ms).toBeLessThan(2_500);
+    expect(ms).toBeLessThan(2_000 + SLACK_MS);
   });
 });
 
 describe('circuit breaker', () => {
-  it('opens after the threshold, then answers 503 at once without contacting Products', async () => {
+  it('opens after the threshold, then answers 503 without contacting Products', async () => {
     const server = await fake(503);
     const app = await inventory(server.url, {
       PRODUCTS_BREAKER_THRESHOLD: '3',
@@ -212,6 +221,8 @@ describe('circuit breaker', () => {
     expect(server.requests).toHaveLength(3);
     expect(await metric(app, 'products_circuit_breaker_state')).toBe(1);
 
+    // Were the open breaker to let a call through, it would now wait out three timeouts.
+    server.behaviour = 'hang';
     const seen = { requests: server.requests.length, connections: server.connections() };
     const times: number[] = [];
     for (let i = 0; i < 5; i++) {
@@ -219,12 +230,10 @@ describe('circuit breaker', () => {
       expectUnavailable(res);
       times.push(ms);
     }
-    // The median, so that one pause of a busy machine does not decide.
     times.sort((a, b) => a - b);
     console.log(
       `[products-down] breaker open: 5 × 503 in ${times.join(', ')} ms, Products contacted 0 times`,
     );
-    expect(times[2]).toBeLessThan(50);
     expect({ requests: server.requests.length, connections: server.connections() }).toEqual(seen);
     expect(await metric(app, 'purchases_total', { outcome: 'products_unavailable' })).toBe(6);
     expect(await stockOf(db, id)).toBe(10);
@@ -304,7 +313,7 @@ describe('retries only for transient failures', () => {
     const { res, ms } = await timed(() => buy(app, 1));
     expectUnavailable(res);
     expect(server.requests).toHaveLength(1);
-    expect(ms).toBeLessThan(TIMEOUT_MS + 500);
+    expect(ms).toBeLessThan(TIMEOUT_MS + SLACK_MS);
   });
 });
 

@@ -1,5 +1,5 @@
 -- Up Migration
--- The table of the architecture document, column for column, plus the rules that protect it.
+-- The product catalogue, as the data model names its columns, plus the rules that protect it.
 CREATE TABLE productos (
   id SERIAL PRIMARY KEY,
   nombre VARCHAR(255) NOT NULL,

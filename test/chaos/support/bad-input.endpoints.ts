@@ -1,4 +1,4 @@
-/** Every endpoint of both services (API.md §2 and §3): its valid request and what can break it. */
+/** Every endpoint of both services (docs/api.md §2 and §3): its valid request and what can break it. */
 import { MAX_INT } from '@catalogo/kit/jsonapi';
 import fc from 'fast-check';
 import { type Fault, fault, type Json, Raw, setAttributes } from './bad-input.model.js';
@@ -95,7 +95,7 @@ const overStock = (s: Seeds) =>
 const products = (segment: string) => `/products/${segment}`;
 const inventory = (segment: string) => `/inventory/${segment}`;
 
-/** Every endpoint of both services (API.md §2 and §3). */
+/** Every endpoint of both services (docs/api.md §2 and §3). */
 export const ENDPOINTS: Endpoint[] = [
   {
     name: 'POST /api/products',
@@ -255,7 +255,7 @@ export const ENDPOINTS: Endpoint[] = [
         invalid: fc.oneof(badInteger(1, MAX_INT), fc.constant(new Raw('-0'))),
       },
     ],
-    // 1–255 visible ASCII characters, one key (API.md §3).
+    // 1–255 visible ASCII characters, one key (docs/api.md §3).
     headers: fc
       .oneof(
         fc.constantFrom<string | string[]>('', ' ', 'a b', '\t', 'clave-ñ', 'x'.repeat(256), ['k1', 'k2']),

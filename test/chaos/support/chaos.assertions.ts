@@ -33,7 +33,7 @@ export async function snapshot(
   return digests;
 }
 
-/** The columns of the four tables that a request writes (API.md: nothing is written by a request that fails). */
+/** The columns of the four tables that a request writes (docs/api.md §1: nothing is written by a request that fails). */
 export const WRITTEN_BY_REQUESTS = {
   products: { productos: '*' },
   inventory: {

@@ -16,7 +16,7 @@ import {
 export type { StoredResponse };
 
 export const IDEMPOTENCY_HEADER = 'Idempotency-Key';
-/** 1–255 visible ASCII characters (API.md §3). */
+/** 1–255 visible ASCII characters (docs/api.md §3). */
 const KEY_PATTERN = /^[\x21-\x7E]{1,255}$/;
 const source = { header: IDEMPOTENCY_HEADER };
 

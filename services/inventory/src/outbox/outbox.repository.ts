@@ -1,7 +1,7 @@
 import type { Queryable } from '@catalogo/kit/db';
 import type pg from 'pg';
 
-/** An event as API.md §5 defines its envelope. */
+/** An event as docs/api.md §5 defines its envelope. */
 export interface OutboxEvent {
   id: string;
   type: string;

@@ -246,6 +246,7 @@ export function createProductCache(options: ProductCacheOptions): ProductCache {
     next.on('error', (err) => lost(err));
     next.on('end', () => lost());
     next.on('notification', (message) => {
+      log.trace({ payload: message.payload }, 'product cache notified');
       if (message.payload === '*') forgetAll();
       else if (message.payload === '+') forgetPages();
       else forget(Number(message.payload));
