@@ -21,6 +21,7 @@ import { AppError, errorDocument } from './errors.js';
 import { type HealthCheck, registerHealth } from './health.js';
 import { assertAcceptable, assertRequestMediaType, ErrorDocument, MEDIA_TYPE } from './jsonapi.js';
 import { createHttpMetrics, type HttpMetrics } from './metrics.js';
+import { nameRequestSpan } from './tracing.js';
 import { validationProblems } from './validation.js';
 
 export type App = FastifyInstance<
@@ -124,6 +125,7 @@ export async function createKitApp(options: KitAppOptions): Promise<{ app: App; 
   // The three hooks run on every request: callback-style, they cost no promise each.
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
+    if (request.routeOptions.url) nameRequestSpan(request.method, request.routeOptions.url);
     if (!isApiRequest(request)) return done();
     try {
       request.clientId = verifyKey(request.headers['x-api-key']);

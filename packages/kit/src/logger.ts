@@ -1,4 +1,5 @@
 import pino, { type Logger } from 'pino';
+import { logTraceFields, tracingEnabled } from './tracing.js';
 
 /**
  * Structured JSON logs; human-readable only when a person watches a terminal outside production.
@@ -9,6 +10,8 @@ export function createLogger(service: string, level: string, production = false)
   return pino({
     level,
     base: { service },
+    // With tracing on, every line written within a request carries its trace_id.
+    ...(tracingEnabled() ? { mixin: logTraceFields } : {}),
     redact: {
       paths: ['req.headers["x-api-key"]', 'req.headers.authorization', 'headers["x-api-key"]'],
       censor: '[redacted]',

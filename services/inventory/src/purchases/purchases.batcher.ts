@@ -1,3 +1,4 @@
+import { captureTraceContext, inBatchSpan } from '@catalogo/kit/tracing';
 import pg from 'pg';
 import { Histogram, type Registry } from 'prom-client';
 import {
@@ -28,6 +29,8 @@ interface Waiting {
   reject: (err: unknown) => void;
   /** From a batch PostgreSQL refused: recorded by a statement of its own. */
   alone?: true;
+  /** The request's trace, which the statement recording the purchase joins. */
+  trace: unknown;
 }
 
 /**
@@ -141,7 +144,9 @@ export function createPurchaseRecorder(pool: pg.Pool, registry?: Registry): Purc
         writing -= 1;
         pump();
       }, STALL_MS);
-      void write(batch).finally(() => {
+      // One span per statement, in the trace of the batch's first request, linked to all of them.
+      const traces = batch.map((waiting) => waiting.trace);
+      void inBatchSpan('purchases.batch', traces, () => write(batch)).finally(() => {
         clearTimeout(stall);
         if (!stalled) writing -= 1;
         inFlight -= 1;
@@ -154,7 +159,7 @@ export function createPurchaseRecorder(pool: pg.Pool, registry?: Registry): Purc
   return {
     record(purchase) {
       return new Promise((resolve, reject) => {
-        queue.push({ purchase, resolve, reject });
+        queue.push({ purchase, resolve, reject, trace: captureTraceContext() });
         pump();
       });
     },
