@@ -65,7 +65,7 @@ await response.arrayBuffer();
 if (response.status !== 201) throw new Error(`purchase answered ${response.status}`);
 
 // A server span ends when its response has been written; wait for the Inventory request's.
-for (let i = 0; i < 100; i++) {
+for (let i = 0; i < 500; i++) {
   if (exporter.getFinishedSpans().some((s) => s.name === 'POST /api/purchases')) break;
   await new Promise((resolve) => setTimeout(resolve, 20));
 }

@@ -25,6 +25,7 @@ export interface Tracer {
   shutdown(): Promise<void>;
 }
 
+// Process-wide, as tracing is: the instrumentations patch modules for the whole process.
 let active: Tracer | undefined;
 
 export const tracingEnabled = () => active !== undefined;
