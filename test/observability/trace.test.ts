@@ -28,22 +28,18 @@ let inventoryDb: TestDatabase;
 let spans: SpanRecord[];
 let logs: Record<string, unknown>[];
 
-beforeAll(async () => {
-  [productsDb, inventoryDb] = await Promise.all([
-    createTestDatabase('products'),
-    createTestDatabase('inventory'),
-  ]);
+/** Runs a TypeScript file of this folder in a Node process of its own, as a service runs. */
+async function runChild(file: string, env: Record<string, string>, preloads: string[] = []) {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', '--conditions=source', join(import.meta.dirname, 'trace.child.ts')],
-    {
-      env: {
-        PATH: process.env.PATH ?? '',
-        PRODUCTS_DATABASE_URL: productsDb.url,
-        INVENTORY_DATABASE_URL: inventoryDb.url,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
+    [
+      ...preloads.flatMap((url) => ['--import', url]),
+      '--import',
+      'tsx',
+      '--conditions=source',
+      join(import.meta.dirname, file),
+    ],
+    { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let stdout = '';
   let stderr = '';
@@ -54,7 +50,19 @@ beforeAll(async () => {
     stderr += chunk.toString();
   });
   const code = await new Promise((resolve) => child.once('exit', resolve));
-  if (code !== 0) throw new Error(`trace.child.ts exited with ${code}:\n${stderr}\n${stdout}`);
+  if (code !== 0) throw new Error(`${file} exited with ${code}:\n${stderr}\n${stdout}`);
+  return { stdout, stderr };
+}
+
+beforeAll(async () => {
+  [productsDb, inventoryDb] = await Promise.all([
+    createTestDatabase('products'),
+    createTestDatabase('inventory'),
+  ]);
+  const { stdout } = await runChild('trace.child.ts', {
+    PRODUCTS_DATABASE_URL: productsDb.url,
+    INVENTORY_DATABASE_URL: inventoryDb.url,
+  });
   const lines = stdout
     .split('\n')
     .filter((line) => line.startsWith('{'))
@@ -75,31 +83,11 @@ async function openTelemetryModulesLoaded(endpoint: string | undefined): Promise
   }`;
   const register = `import { register } from 'node:module';
     register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hook)}));`;
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      `data:text/javascript,${encodeURIComponent(register)}`,
-      '--import',
-      'tsx',
-      '--conditions=source',
-      join(import.meta.dirname, 'tracing-off.child.ts'),
-    ],
-    {
-      env: { PATH: process.env.PATH ?? '', ...(endpoint ? { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint } : {}) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
+  const { stdout, stderr } = await runChild(
+    'tracing-off.child.ts',
+    endpoint ? { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint } : {},
+    [`data:text/javascript,${encodeURIComponent(register)}`],
   );
-  let stderr = '';
-  let stdout = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const code = await new Promise((resolve) => child.once('exit', resolve));
-  expect(code, stderr).toBe(0);
   expect(stdout).toContain('"msg":"loaded"');
   return [...stderr.matchAll(/^RESOLVED (.+)$/gm)].map((m) => m[1]!);
 }
