@@ -37,7 +37,7 @@ RUN npm ci --omit=dev --workspace services/${SERVICE} \
 FROM node:20-slim
 ARG SERVICE
 ARG PORT=3001
-ENV NODE_ENV=production PORT=${PORT} HOST=0.0.0.0
+ENV NODE_ENV=production PORT=${PORT} HOST=0.0.0.0 OTEL_SERVICE_NAME=${SERVICE}
 WORKDIR /app
 COPY --from=deps /app/node_modules node_modules
 # node_modules/@catalogo/kit is a symlink to packages/kit, whose package.json maps imports to dist/.
@@ -53,4 +53,6 @@ WORKDIR /app/services/${SERVICE}
 EXPOSE ${PORT}
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + process.env.PORT + '/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-CMD ["node", "dist/server.js"]
+# Tracing loads first, so that it can patch pg and http as they load; it does nothing (and loads no
+# OpenTelemetry module) unless OTEL_EXPORTER_OTLP_ENDPOINT is set.
+CMD ["node", "--import", "@catalogo/kit/tracing", "dist/server.js"]

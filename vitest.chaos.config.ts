@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
-// Workspace packages export their TypeScript sources under the `source` condition.
-const conditions = ['source', 'module', 'node', 'development|production'];
+// As in vitest.config.ts (no `module` condition: see there).
+const conditions = ['source', 'node', 'development|production'];
 
 /**
  * The chaos suite (`npm run test:chaos`): fault injection and property-based bad input. Its files

@@ -1,7 +1,10 @@
 import { configDefaults, defineConfig } from 'vitest/config';
 
-// Workspace packages export their TypeScript sources under the `source` condition.
-const conditions = ['source', 'module', 'node', 'development|production'];
+// Workspace packages export their TypeScript sources under the `source` condition. Vitest hands these
+// to Node as --conditions, so they apply to every require of a dependency too: no `module`
+// condition, which would give `require('@opentelemetry/api')` (prom-client's) the package's
+// bundler build, which Node cannot load; the services run without it as well.
+const conditions = ['source', 'node', 'development|production'];
 
 export default defineConfig({
   resolve: { conditions },

@@ -16,6 +16,8 @@ export interface BenchOptions {
   /** Both services' DATABASE_POOL_MAX; the purchase floor's pool has the same size. */
   poolMax: number;
   cpuProf: boolean;
+  /** Both services trace every request and export the spans over OTLP to a sink in the bench. */
+  tracing: boolean;
 }
 
 export const USAGE = `npm run bench -- [options]
@@ -30,6 +32,7 @@ export const USAGE = `npm run bench -- [options]
   --log-level L          the services' LOG_LEVEL, default warn (info adds one log line per request)
   --pool-max N           the services' DATABASE_POOL_MAX and the purchase floor's pool size, default 10
   --cpu-prof             write V8 CPU profiles of both services to bench/results/profiles/
+  --tracing              both services trace every request (OpenTelemetry, OTLP to a sink in the bench)
   --help
 `;
 
@@ -60,6 +63,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
       'log-level': { type: 'string' },
       'pool-max': { type: 'string' },
       'cpu-prof': { type: 'boolean' },
+      tracing: { type: 'boolean' },
       help: { type: 'boolean' },
     },
   });
@@ -89,6 +93,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
     logLevel: values['log-level'] ?? 'warn',
     poolMax: positiveInt('pool-max', values['pool-max'], 10, 1000),
     cpuProf: values['cpu-prof'] ?? false,
+    tracing: values.tracing ?? false,
   };
   if (options.scenarios.length === 0) throw new UsageError('--scenarios names no scenario');
   return options;

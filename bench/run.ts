@@ -11,6 +11,7 @@ import { createPool } from '@catalogo/kit/db';
 import pino from 'pino';
 import { CpuMeter } from './bench.cpu.js';
 import { type BenchOptions, parseOptions, USAGE, UsageError } from './bench.options.js';
+import { type OtlpSink, startOtlpSink } from './bench.otlp.js';
 import { type Meta, toJson, toMarkdown } from './bench.report.js';
 import { API_KEY, runScenario, type ScenarioResult } from './bench.scenarios.js';
 import { seed } from './bench.seed.js';
@@ -28,8 +29,15 @@ async function stopAll(): Promise<void> {
   for (const step of cleanup.reverse()) await step().catch(() => {});
 }
 
-function serviceEnv(options: BenchOptions, databaseUrl: string): Record<string, string> {
+function serviceEnv(options: BenchOptions, databaseUrl: string, otlp?: OtlpSink): Record<string, string> {
   return {
+    // With tracing, the bench's own OTEL_* settings (a sampler, say) go to the services as well.
+    ...(otlp
+      ? {
+          ...Object.fromEntries(Object.entries(process.env).filter(([name]) => name.startsWith('OTEL_'))),
+          OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
+        }
+      : {}),
     ...(process.env.HOME ? { HOME: process.env.HOME } : {}),
     ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
     NODE_ENV: 'production',
@@ -65,13 +73,18 @@ async function main(): Promise<number> {
   cleanup.push(databases.stop);
   say(`databases: ${databases.description}`);
 
+  const otlp = options.tracing ? await startOtlpSink() : undefined;
+  if (otlp) cleanup.push(otlp.close);
   // One folder per service: Node writes one profile per thread, tsx's loader thread included.
-  const profile = (name: string) =>
-    options.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', join(RESULTS_DIR, 'profiles', name)] : [];
+  // Tracing loads before the service, as the services' start scripts load it.
+  const profile = (name: string) => [
+    ...(options.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', join(RESULTS_DIR, 'profiles', name)] : []),
+    ...(otlp ? ['--import', '@catalogo/kit/tracing'] : []),
+  ];
   const products: ChildServer = await startChild(
     'products',
     'services/products/src/server.ts',
-    serviceEnv(options, databases.products),
+    serviceEnv(options, databases.products, otlp),
     profile('products'),
   );
   cleanup.push(products.stop);
@@ -82,7 +95,7 @@ async function main(): Promise<number> {
         'inventory',
         'services/inventory/src/server.ts',
         {
-          ...serviceEnv(options, databases.inventory),
+          ...serviceEnv(options, databases.inventory, otlp),
           PRODUCTS_URL: products.url,
           PRODUCTS_API_KEY: API_KEY,
         },
@@ -132,6 +145,13 @@ async function main(): Promise<number> {
         `(ratio ${(result.target.rps / result.floor.rps).toFixed(2)}), p99 ${result.target.p99.toFixed(1)} ms`,
     );
     for (const problem of result.problems) say(`${name}: LEDGER BROKEN: ${problem}`);
+  }
+
+  if (otlp) {
+    const { requests, bytes } = otlp.received();
+    say(
+      `tracing: the services exported ${requests} batches of spans (${(bytes / 1e6).toFixed(1)} MB) over OTLP`,
+    );
   }
 
   const meta: Meta = {

@@ -161,10 +161,20 @@ function startService(name: string, entry: string, url: string, env: Record<stri
   const preload = pathToFileURL(join(ROOT, 'scripts/exit-with-runner.ts')).href;
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', '--import', preload, '--conditions=source', join(ROOT, entry)],
+    // Tracing before the service, as its own start script does (off unless OTEL_EXPORTER_OTLP_ENDPOINT).
+    [
+      '--import',
+      'tsx',
+      '--import',
+      preload,
+      '--import',
+      '@catalogo/kit/tracing',
+      '--conditions=source',
+      join(ROOT, entry),
+    ],
     {
       cwd: ROOT,
-      env: { ...process.env, ...env },
+      env: { ...process.env, ...env, OTEL_SERVICE_NAME: name },
       // Own process group: see exit-with-runner.ts. The IPC channel is how a service notices the runner died.
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],

@@ -24,6 +24,7 @@ import { capConnections, serverTimeouts } from './limits.js';
 import { redactUrl } from './logger.js';
 import { cachedMetricsText, createHttpMetrics, type HttpMetrics } from './metrics.js';
 import { registerRequestDeadline } from './request-deadline.js';
+import { nameRequestSpan } from './tracing.js';
 import { jsonHoldsMoreThan, MAX_BODY_VALUES, validationProblems } from './validation.js';
 
 export type App = FastifyInstance<
@@ -156,6 +157,7 @@ export async function createKitApp(options: KitAppOptions): Promise<{ app: App; 
   // The three hooks run on every request: callback-style, they cost no promise each.
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
+    if (request.routeOptions.url) nameRequestSpan(request.method, request.routeOptions.url);
     if (!isApiRequest(request)) return done();
     try {
       request.clientId = verifyKey(request.headers['x-api-key']);

@@ -1,4 +1,5 @@
 import pino, { type Logger } from 'pino';
+import { logTraceFields, tracingEnabled } from './tracing.js';
 
 /**
  * Structured JSON logs, one object a line, wherever the service runs: `npm start` turns them into
@@ -9,6 +10,8 @@ export function createLogger(service: string, level: string): Logger {
   return pino({
     level,
     base: { service },
+    // With tracing on, every line written within a request carries its trace_id.
+    ...(tracingEnabled() ? { mixin: logTraceFields } : {}),
     redact: {
       paths: ['req.headers["x-api-key"]', 'req.headers.authorization', 'headers["x-api-key"]'],
       censor: '[redacted]',

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { App } from './app.js';
 import { ConfigError } from './config.js';
 import { createLogger } from './logger.js';
+import { shutdownTracing } from './tracing.js';
 
 export interface ServiceDefinition<
   C extends { host: string; port: number; logLevel: string; nodeEnv: string },
@@ -44,6 +45,7 @@ export async function runService<C extends { host: string; port: number; logLeve
     if (err) logger.error({ err }, 'shutting down after an unexpected error');
     else logger.info({ signal }, 'shutting down: finishing in-flight requests');
     await app.close();
+    await shutdownTracing();
     logger.info('stopped');
   });
 }

@@ -1,6 +1,7 @@
 import type { Queryable } from '@catalogo/kit/db';
 import { type Deadline, deadlineExceeded } from '@catalogo/kit/deadline';
 import { serviceUnavailable } from '@catalogo/kit/errors';
+import { captureTraceContext, inBatchSpan } from '@catalogo/kit/tracing';
 import pg from 'pg';
 import { Gauge, Histogram, type Registry } from 'prom-client';
 import {
@@ -53,6 +54,8 @@ interface Waiting {
   timer?: NodeJS.Timeout;
   /** From a batch PostgreSQL refused: recorded by a statement of its own. */
   alone?: true;
+  /** The request's trace, which the statement recording the purchase joins. */
+  trace: unknown;
 }
 
 export const inventoryLocked = () =>
@@ -254,7 +257,9 @@ export function createPurchaseRecorder(pool: pg.Pool, options: RecorderOptions =
             writing -= 1;
             pump();
           }, STALL_MS);
-      void write(batch, lockedRow).finally(() => {
+      // One span per statement, in the trace of the batch's first request, linked to all of them.
+      const traces = batch.map((waiting) => waiting.trace);
+      void inBatchSpan('purchases.batch', traces, () => write(batch, lockedRow)).finally(() => {
         clearTimeout(stall);
         if (!stalled) writing -= 1;
         inFlight -= 1;
@@ -269,7 +274,7 @@ export function createPurchaseRecorder(pool: pg.Pool, options: RecorderOptions =
     record(purchase, deadline) {
       return new Promise((resolve, reject) => {
         if (queue.length >= queueMax) return reject(queueFull());
-        enqueue([{ purchase, resolve, reject, deadline }], false);
+        enqueue([{ purchase, resolve, reject, deadline, trace: captureTraceContext() }], false);
         pump();
       });
     },
