@@ -5,7 +5,7 @@ import { Counter, Gauge } from 'prom-client';
 import type { InventoryConfig } from './config.js';
 import { startHousekeeping } from './housekeeping.js';
 import { inventoryRoutes } from './inventory/inventory.routes.js';
-import { InventoryResource, READ_ONLY } from './inventory/inventory.schemas.js';
+import { InventoryResource, MovementResource, READ_ONLY } from './inventory/inventory.schemas.js';
 import { createNatsPublisher } from './outbox/outbox.publisher.js';
 import { createOutboxRelay } from './outbox/outbox.relay.js';
 import { createProductsClient } from './products-client.js';
@@ -51,6 +51,7 @@ export async function buildApp(config: InventoryConfig, logger: Logger): Promise
   products.onBreakerChange((state) => breaker.set(BREAKER_STATES[state]));
 
   app.addSchema(InventoryResource);
+  app.addSchema(MovementResource);
   app.addSchema(PurchaseResource);
   await app.register(inventoryRoutes({ pool, products }), { prefix: '/api' });
   const idempotency = {

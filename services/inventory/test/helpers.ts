@@ -17,6 +17,7 @@ import { buildApp as buildProducts } from '../../products/src/app.js';
 import { loadConfig as loadProductsConfig } from '../../products/src/config.js';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
+import { ledgerMismatches } from '../src/stock/stock.repository.js';
 
 export { type Answer, answerOf, type ErrorObject, JSONAPI, type Source };
 
@@ -172,6 +173,14 @@ export async function expectNoWrite<T>(db: TestDatabase, action: () => Promise<T
   const result = await action();
   expect(await databaseState(db)).toEqual(before);
   return result;
+}
+
+/**
+ * Asserts the ledger invariant for every product of the database: Σ delta = cantidad and
+ * Σ delta_reservado = reservado.
+ */
+export async function expectLedgerBalanced(db: TestDatabase): Promise<void> {
+  expect(await ledgerMismatches(db.pool)).toEqual([]);
 }
 
 /** The stored quantity of a product, or undefined when it has no inventory row. */

@@ -78,7 +78,14 @@ describe('POST /api/purchases — success', () => {
     expect(await stored(purchaseId)).toEqual({
       row: { producto_id: id, cantidad: 3, precio_unitario: '19.99', total: '59.97' },
       events: [
-        { purchase_id: purchaseId, producto_id: id, cantidad: 3, precio_unitario: 19.99, total: 59.97 },
+        {
+          purchase_id: purchaseId,
+          producto_id: id,
+          cantidad: 3,
+          precio_unitario: 19.99,
+          total: 59.97,
+          order_id: null,
+        },
       ],
     });
     expect((await stockEvents(ctx.db(), id)).at(-1)).toEqual({

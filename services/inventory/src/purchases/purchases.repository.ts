@@ -23,67 +23,39 @@ export type PurchaseOutcome =
 
 const COLUMNS = 'id, producto_id, cantidad, precio_unitario, total, created_at';
 
+type OutcomeRow = Partial<PurchaseRow> & { restante: number | null; disponible: number | null };
+
+const outcomeOf = ({ restante, disponible, ...purchase }: OutcomeRow): PurchaseOutcome =>
+  restante === null
+    ? { ok: false, disponible: disponible! }
+    : { ok: true, purchase: purchase as PurchaseRow, restante };
+
 /**
- * The purchase as one statement, hence one round trip (two for a refusal) and atomic even outside
- * an explicit transaction: decrement the stock only if enough remains (concurrent buyers queue on the row
- * lock and re-check the condition on the row as it is after the others committed), insert the
- * history row and both events only if the decrement happened. When it did not, the stock is read
- * again for the 409's `meta.disponible`: the statement's own snapshot was taken before it queued
- * on the row lock, so the stock it would report can be what other buyers have since taken (a 409
- * for 5 units claiming 22 available).
+ * The purchase as one statement, hence one round trip, atomic even outside an explicit transaction:
+ * `registrar_compra` (migration 1764700000000) takes the units through the stock module's one
+ * definition of a change (`mover_stock`: granted only if enough remains, judged again on the row as
+ * concurrent buyers left it; its movement and `inventory.updated` event), then writes the history row
+ * and `purchase.completed`. Refused, it answers the stock available now, read after the row lock.
  */
 export async function recordPurchase(db: Queryable, p: NewPurchase): Promise<PurchaseOutcome> {
-  const { rows } = await db.query<Partial<PurchaseRow> & { restante: number | null }>({
-    // Named: each connection parses and plans this statement once, not on every purchase (half
-    // the database's CPU per purchase). The column lists are explicit, so its row type never changes.
+  const { rows } = await db.query<OutcomeRow>({
+    // Named: each connection parses and plans this statement once, not on every purchase.
     name: 'purchases.record',
-    text: `WITH stock AS (
-       UPDATE inventario SET cantidad = cantidad - $2, updated_at = CURRENT_TIMESTAMP
-       WHERE producto_id = $1 AND cantidad >= $2
-       RETURNING cantidad
-     ), compra AS (
-       INSERT INTO historial_compras (producto_id, cantidad, precio_unitario, total)
-       SELECT $1, $2, $3, $4 FROM stock
-       RETURNING ${COLUMNS}
-     ), events AS (
-       INSERT INTO outbox (type, producto_id, data)
-       SELECT 'purchase.completed', $1, jsonb_build_object(
-         'purchase_id', compra.id::text, 'producto_id', $1::int, 'cantidad', $2::int,
-         'precio_unitario', trim_scale(compra.precio_unitario), 'total', trim_scale(compra.total))
-       FROM compra
-       UNION ALL
-       SELECT 'inventory.updated', $1, jsonb_build_object(
-         'producto_id', $1::int, 'cantidad_anterior', stock.cantidad + $2, 'cantidad', stock.cantidad,
-         'causa', 'purchase')
-       FROM stock
-     )
-     SELECT compra.*, stock.cantidad AS restante
-     FROM (VALUES (1)) AS one LEFT JOIN compra ON true LEFT JOIN stock ON true`,
+    text: `SELECT ${COLUMNS}, restante, disponible FROM registrar_compra($1, $2, $3, $4)`,
     values: [p.productoId, p.cantidad, p.unitario, p.total],
   });
-  const row = rows[0]!;
-  if (row.id === null || row.id === undefined) {
-    const now = await db.query<{ cantidad: number }>(
-      'SELECT cantidad FROM inventario WHERE producto_id = $1',
-      [p.productoId],
-    );
-    return { ok: false, disponible: now.rows[0]?.cantidad ?? 0 };
-  }
-  const { restante, ...purchase } = row;
-  return { ok: true, purchase: purchase as PurchaseRow, restante: restante! };
+  return outcomeOf(rows[0]!);
 }
 
 /**
  * Several purchases with one round trip and one commit: `registrar_compras` (migration
- * 1764500000000) runs the statement of `recordPurchase` for each, in the order given, so each is
+ * 1764700000000) runs the function of `recordPurchase` for each, in the order given, so each is
  * granted or refused on the stock the ones before it of its product left, as if it had run alone.
  * Atomic as a whole: when PostgreSQL refuses it, none of them was recorded; when the connection is
  * lost, whether it committed is unknown. It gives up a row lock it waits for longer than 200 ms.
  */
 export async function recordPurchases(db: Queryable, purchases: NewPurchase[]): Promise<PurchaseOutcome[]> {
-  const { rows } = await db.query<
-    Partial<PurchaseRow> & { restante: number | null; disponible: number | null }
-  >({
+  const { rows } = await db.query<OutcomeRow>({
     name: 'purchases.record-many',
     text: `SELECT ${COLUMNS}, restante, disponible
            FROM registrar_compras($1::int[], $2::int[], $3::numeric[], $4::numeric[])`,
@@ -98,11 +70,7 @@ export async function recordPurchases(db: Queryable, purchases: NewPurchase[]): 
   if (rows.length !== purchases.length) {
     throw new Error(`registrar_compras answered ${rows.length} rows for ${purchases.length} purchases`);
   }
-  return rows.map(({ restante, disponible, ...purchase }) =>
-    restante === null
-      ? { ok: false, disponible: disponible! }
-      : { ok: true, purchase: purchase as PurchaseRow, restante },
-  );
+  return rows.map(outcomeOf);
 }
 
 export async function findPurchase(db: Queryable, id: number): Promise<PurchaseRow | undefined> {

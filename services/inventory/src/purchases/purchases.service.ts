@@ -2,9 +2,10 @@ import { withTransaction } from '@catalogo/kit/db';
 import { AppError, notFound } from '@catalogo/kit/errors';
 import type pg from 'pg';
 import type { Counter } from 'prom-client';
-import { INSUFFICIENT, PRODUCT_NOT_FOUND } from '../inventory/inventory.routes.js';
+import { PRODUCT_NOT_FOUND } from '../inventory/inventory.routes.js';
 import { purchaseTotal } from '../money.js';
 import type { ProductResource, ProductsClient } from '../products-client.js';
+import { insufficientStock } from '../stock/stock.service.js';
 import type { PurchaseRecorder } from './purchases.batcher.js';
 import { type NewPurchase, type PurchaseRow, recordPurchase } from './purchases.repository.js';
 
@@ -49,9 +50,6 @@ export interface PurchaseDone {
   product: ProductResource;
 }
 
-const insufficient = (disponible: number) =>
-  new AppError(409, 'insufficient_stock', { detail: INSUFFICIENT }, { meta: { disponible } });
-
 /**
  * The first step of the saga: fetch the product from the Products service outside any transaction
  * (no row lock is ever held across an HTTP call) and price the purchase exactly.
@@ -76,7 +74,7 @@ export async function purchase(
   try {
     const { product, priced } = await pricePurchase(deps, input, requestId);
     const outcome = await deps.recorder.record(priced);
-    if (!outcome.ok) throw insufficient(outcome.disponible);
+    if (!outcome.ok) throw insufficientStock(outcome.disponible);
     deps.outcomes.inc({ outcome: 'completed' });
     return { purchase: outcome.purchase, product };
   } catch (err) {
@@ -104,7 +102,7 @@ export async function purchaseSettled<T>(
       const outcome = await recordPurchase(tx, priced);
       if (outcome.ok) return settle(tx, { purchase: outcome.purchase, product });
       label = 'insufficient_stock';
-      return settle(tx, insufficient(outcome.disponible));
+      return settle(tx, insufficientStock(outcome.disponible));
     });
     deps.outcomes.inc({ outcome: label });
     return result;
