@@ -6,6 +6,8 @@ import type { InventoryConfig } from './config.js';
 import { startHousekeeping } from './housekeeping.js';
 import { inventoryRoutes } from './inventory/inventory.routes.js';
 import { InventoryResource, MovementResource, READ_ONLY } from './inventory/inventory.schemas.js';
+import { ordersRoutes } from './orders/orders.routes.js';
+import { OrderResource } from './orders/orders.schemas.js';
 import { createNatsPublisher } from './outbox/outbox.publisher.js';
 import { createOutboxRelay } from './outbox/outbox.relay.js';
 import { createProductsClient } from './products-client.js';
@@ -53,6 +55,7 @@ export async function buildApp(config: InventoryConfig, logger: Logger): Promise
   app.addSchema(InventoryResource);
   app.addSchema(MovementResource);
   app.addSchema(PurchaseResource);
+  app.addSchema(OrderResource);
   await app.register(inventoryRoutes({ pool, products }), { prefix: '/api' });
   const idempotency = {
     pool,
@@ -61,6 +64,16 @@ export async function buildApp(config: InventoryConfig, logger: Logger): Promise
   };
   const recorder = createPurchaseRecorder(pool, metrics.registry);
   await app.register(purchasesRoutes({ pool, recorder, products, outcomes, idempotency }), {
+    prefix: '/api',
+  });
+
+  const orderOutcomes = new Counter({
+    name: 'orders_total',
+    help: 'Order attempts by outcome',
+    labelNames: ['outcome'] as const,
+    registers: [metrics.registry],
+  });
+  await app.register(ordersRoutes({ pool, products, outcomes: orderOutcomes, idempotency }), {
     prefix: '/api',
   });
 

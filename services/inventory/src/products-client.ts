@@ -53,6 +53,11 @@ function isProductResource(value: unknown): value is ProductResource {
 export interface ProductsClient {
   /** The product, or undefined when the Products service says it does not exist (404). */
   getProduct(id: number, requestId: string): Promise<ProductResource | undefined>;
+  /**
+   * Several products (at most 100) in one request (`filter[id]`), by id; an id the Products service
+   * does not know is absent from the answer.
+   */
+  getProducts(ids: number[], requestId: string): Promise<Map<number, ProductResource>>;
   /** Whether the Products service answers its health check now (reported, never fatal). */
   ping(): Promise<void>;
   breakerState(): 'closed' | 'open' | 'half-open';
@@ -107,18 +112,19 @@ export function createProductsClient(config: ProductsClientConfig, log: Logger):
    * takes an EventEmitter as the abort signal: an AbortSignal per attempt (cockatiel's timeout
    * policy) cost ~50 µs of CPU per purchase, as much as the request itself; this costs a few.
    */
-  function fetchOnce(id: number, requestId: string) {
+  function fetchOnce<T>(request: (signal: EventEmitter) => Promise<T>) {
     const cancel = new EventEmitter();
-    return withDeadline(requestProduct(id, requestId, cancel), config.timeoutMs, () => {
+    return withDeadline(request(cancel), config.timeoutMs, () => {
       cancel.emit('abort');
       return new TransientProductsError(`Products did not answer within ${config.timeoutMs} ms`);
     });
   }
 
-  async function requestProduct(id: number, requestId: string, signal: EventEmitter) {
+  /** One GET of `path`: its JSON body's `data` on 200, undefined on 404, an error otherwise. */
+  async function requestData(path: string, requestId: string, signal: EventEmitter) {
     const response = await pool.request({
       method: 'GET',
-      path: `${basePath}/api/products/${id}`,
+      path: `${basePath}${path}`,
       headers: { 'x-api-key': config.apiKey, accept: 'application/vnd.api+json', 'x-request-id': requestId },
       signal,
     });
@@ -131,21 +137,44 @@ export function createProductsClient(config: ProductsClientConfig, log: Logger):
       // 401 (a wrong PRODUCTS_API_KEY) or another answer that a retry cannot change.
       throw new Error(`Products answered ${response.statusCode}: ${body.slice(0, 200)}`);
     }
-    const data = (JSON.parse(body) as { data?: unknown }).data;
+    return (JSON.parse(body) as { data?: unknown }).data;
+  }
+
+  async function requestProduct(id: number, requestId: string, signal: EventEmitter) {
+    const data = await requestData(`/api/products/${id}`, requestId, signal);
+    if (data === undefined) return undefined;
     if (!isProductResource(data)) throw new Error('Products answered a document without a valid product');
     return data;
   }
 
+  async function requestProducts(ids: number[], requestId: string, signal: EventEmitter) {
+    const data = await requestData(
+      `/api/products?filter[id]=${ids.join(',')}&page[size]=${ids.length}`,
+      requestId,
+      signal,
+    );
+    if (!Array.isArray(data) || !data.every(isProductResource)) {
+      throw new Error('Products answered a collection without valid products');
+    }
+    const wanted = new Set(ids);
+    return new Map(data.filter((p) => wanted.has(Number(p.id))).map((p) => [Number(p.id), p]));
+  }
+
+  /** A call through the policy; any failure to get an answer is a 503 for the client. */
+  async function call<T>(request: (signal: EventEmitter) => Promise<T>, context: Record<string, unknown>) {
+    try {
+      return await policy.execute(() => fetchOnce(request));
+    } catch (err) {
+      if (err instanceof BrokenCircuitError) log.debug('Products circuit open: failing fast');
+      else log.error({ err, ...context }, 'Products service call failed');
+      throw serviceUnavailable(UNAVAILABLE, err);
+    }
+  }
+
   return {
-    async getProduct(id, requestId) {
-      try {
-        return await policy.execute(() => fetchOnce(id, requestId));
-      } catch (err) {
-        if (err instanceof BrokenCircuitError) log.debug('Products circuit open: failing fast');
-        else log.error({ err, productId: id }, 'Products service call failed');
-        throw serviceUnavailable(UNAVAILABLE, err);
-      }
-    },
+    getProduct: (id, requestId) => call((signal) => requestProduct(id, requestId, signal), { productId: id }),
+    getProducts: (ids, requestId) =>
+      call((signal) => requestProducts(ids, requestId, signal), { productIds: ids }),
     async ping() {
       const response = await pool.request({
         method: 'GET',

@@ -133,6 +133,10 @@ export const setBody = (id: number | string, attributes: Record<string, unknown>
   data: { type: 'inventories', id: String(id), attributes },
 });
 
+export const orderBody = (lineas: { producto_id: number; cantidad: number }[]) => ({
+  data: { type: 'orders', attributes: { lineas } },
+});
+
 export const adjustmentBody = (attributes: Record<string, unknown>) => ({
   data: { type: 'inventory-adjustments', attributes },
 });
@@ -152,19 +156,31 @@ export const expectError = (
  * marking events as published does not count as a change).
  */
 export async function databaseState(db: TestDatabase) {
-  const [inventario, historial, outbox] = await Promise.all([
+  const [inventario, historial, outbox, movimientos, pedidos] = await Promise.all([
     db.pool.query(
-      'SELECT producto_id, cantidad, updated_at::text AS updated_at FROM inventario ORDER BY producto_id',
+      `SELECT producto_id, cantidad, reservado, updated_at::text AS updated_at
+         FROM inventario ORDER BY producto_id`,
     ),
     db.pool.query(
-      `SELECT id, producto_id, cantidad, precio_unitario::text AS precio_unitario, total::text AS total
+      `SELECT id, producto_id, cantidad, precio_unitario::text AS precio_unitario, total::text AS total,
+              estado, cancelada_at::text AS cancelada_at, pedido_id
          FROM historial_compras ORDER BY id`,
     ),
     db.pool.query(
       'SELECT type, producto_id, count(*)::int AS n FROM outbox GROUP BY type, producto_id ORDER BY 1, 2',
     ),
+    db.pool.query(
+      'SELECT count(*)::int AS n, coalesce(max(id), 0)::text AS last FROM movimientos_inventario',
+    ),
+    db.pool.query('SELECT id, estado, cancelado_at::text AS cancelado_at FROM pedidos ORDER BY id'),
   ]);
-  return { inventario: inventario.rows, historial: historial.rows, outbox: outbox.rows };
+  return {
+    inventario: inventario.rows,
+    historial: historial.rows,
+    outbox: outbox.rows,
+    movimientos: movimientos.rows,
+    pedidos: pedidos.rows,
+  };
 }
 
 /** Runs `action` and asserts that it left the Inventory database exactly as it found it. */
@@ -181,6 +197,38 @@ export async function expectNoWrite<T>(db: TestDatabase, action: () => Promise<T
  */
 export async function expectLedgerBalanced(db: TestDatabase): Promise<void> {
   expect(await ledgerMismatches(db.pool)).toEqual([]);
+}
+
+/**
+ * Asserts the books of a product: cantidad + reservado + Σ sold − Σ cancelled = `expected` (its
+ * initial stock plus the adjustments made since), with neither quantity below 0.
+ */
+export async function expectBooks(db: TestDatabase, productoId: number, expected: number): Promise<void> {
+  const { rows } = await db.pool.query<{
+    cantidad: number;
+    reservado: number;
+    sold: number;
+    cancelled: number;
+  }>(
+    `SELECT coalesce((SELECT cantidad FROM inventario WHERE producto_id = $1), 0) AS cantidad,
+            coalesce((SELECT reservado FROM inventario WHERE producto_id = $1), 0) AS reservado,
+            (SELECT coalesce(sum(cantidad), 0)::int FROM historial_compras WHERE producto_id = $1) AS sold,
+            (SELECT coalesce(sum(cantidad), 0)::int FROM historial_compras
+              WHERE producto_id = $1 AND estado = 'cancelada') AS cancelled`,
+    [productoId],
+  );
+  const { cantidad, reservado, sold, cancelled } = rows[0]!;
+  expect(cantidad, `cantidad of ${productoId}`).toBeGreaterThanOrEqual(0);
+  expect(reservado, `reservado of ${productoId}`).toBeGreaterThanOrEqual(0);
+  expect(cantidad + reservado + sold - cancelled, `books of product ${productoId}`).toBe(expected);
+}
+
+/** Deadlocks PostgreSQL has detected in the database so far. */
+export async function deadlocks(db: TestDatabase): Promise<number> {
+  const { rows } = await db.pool.query<{ n: number }>(
+    'SELECT deadlocks::int AS n FROM pg_stat_database WHERE datname = current_database()',
+  );
+  return rows[0]!.n;
 }
 
 /** The stored quantity of a product, or undefined when it has no inventory row. */
@@ -359,6 +407,15 @@ export async function startFakeProducts(initial: FakeBehaviour = 'ok'): Promise<
     }
     if (req.url?.endsWith('/health')) {
       answer(res, 200, { status: 'ok' });
+      return;
+    }
+    const list = /\/api\/products\?filter\[id\]=([\d,]+)/.exec(decodeURIComponent(req.url ?? ''))?.[1];
+    if (list !== undefined) {
+      const found = list.split(',').flatMap((raw) => {
+        const precio = fake.prices.get(Number(raw));
+        return precio === undefined ? [] : [fakeProduct(Number(raw), precio)];
+      });
+      answer(res, 200, { data: found, links: { self: req.url } });
       return;
     }
     const id = Number(/\/api\/products\/(\d+)$/.exec(req.url ?? '')?.[1]);

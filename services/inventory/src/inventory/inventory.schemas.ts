@@ -13,7 +13,17 @@ import { type Static, Type } from 'typebox';
 
 export const INVENTORY_TYPE = 'inventories';
 export const ADJUSTMENT_TYPE = 'inventory-adjustments';
-export const READ_ONLY = ['producto_id', 'updated_at', 'created_at', 'total', 'precio_unitario', 'reservado'];
+export const READ_ONLY = [
+  'producto_id',
+  'updated_at',
+  'created_at',
+  'total',
+  'precio_unitario',
+  'reservado',
+  'cancelada_at',
+  'cancelado_at',
+  'expira_at',
+];
 export const MOVEMENT_TYPE = 'inventory-movements';
 
 export const SetBody = RequestDocument(

@@ -7,6 +7,10 @@ export interface PurchaseRow {
   precio_unitario: string;
   total: string;
   created_at: string;
+  estado: 'completada' | 'cancelada';
+  cancelada_at: string | null;
+  /** The order the purchase is a line of. */
+  pedido_id: number | null;
 }
 
 export interface NewPurchase {
@@ -21,14 +25,20 @@ export type PurchaseOutcome =
   | { ok: true; purchase: PurchaseRow; restante: number }
   | { ok: false; disponible: number };
 
-const COLUMNS = 'id, producto_id, cantidad, precio_unitario, total, created_at';
+const RECORDED = 'id, producto_id, cantidad, precio_unitario, total, created_at';
+const COLUMNS = `${RECORDED}, estado, cancelada_at, pedido_id`;
 
 type OutcomeRow = Partial<PurchaseRow> & { restante: number | null; disponible: number | null };
 
+// A purchase just recorded on its own is complete, uncancelled and no order's line.
 const outcomeOf = ({ restante, disponible, ...purchase }: OutcomeRow): PurchaseOutcome =>
   restante === null
     ? { ok: false, disponible: disponible! }
-    : { ok: true, purchase: purchase as PurchaseRow, restante };
+    : {
+        ok: true,
+        purchase: { ...(purchase as PurchaseRow), estado: 'completada', cancelada_at: null, pedido_id: null },
+        restante,
+      };
 
 /**
  * The purchase as one statement, hence one round trip, atomic even outside an explicit transaction:
@@ -41,7 +51,7 @@ export async function recordPurchase(db: Queryable, p: NewPurchase): Promise<Pur
   const { rows } = await db.query<OutcomeRow>({
     // Named: each connection parses and plans this statement once, not on every purchase.
     name: 'purchases.record',
-    text: `SELECT ${COLUMNS}, restante, disponible FROM registrar_compra($1, $2, $3, $4)`,
+    text: `SELECT ${RECORDED}, restante, disponible FROM registrar_compra($1, $2, $3, $4)`,
     values: [p.productoId, p.cantidad, p.unitario, p.total],
   });
   return outcomeOf(rows[0]!);
@@ -57,7 +67,7 @@ export async function recordPurchase(db: Queryable, p: NewPurchase): Promise<Pur
 export async function recordPurchases(db: Queryable, purchases: NewPurchase[]): Promise<PurchaseOutcome[]> {
   const { rows } = await db.query<OutcomeRow>({
     name: 'purchases.record-many',
-    text: `SELECT ${COLUMNS}, restante, disponible
+    text: `SELECT ${RECORDED}, restante, disponible
            FROM registrar_compras($1::int[], $2::int[], $3::numeric[], $4::numeric[])`,
     values: [
       purchases.map((p) => p.productoId),

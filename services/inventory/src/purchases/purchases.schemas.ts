@@ -37,8 +37,15 @@ export const PurchaseResource = Type.Object(
       precio_unitario: Type.Number(),
       total: Type.Number(),
       created_at: Type.String({ format: 'date-time' }),
+      estado: Type.Union([Type.Literal('completada'), Type.Literal('cancelada')]),
+      cancelada_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
     }),
-    relationships: Type.Object({ product: Relationship('products') }),
+    relationships: Type.Object({
+      product: Relationship('products'),
+      order: Type.Object({
+        data: Type.Union([Type.Object({ type: Type.Literal('orders'), id: Type.String() }), Type.Null()]),
+      }),
+    }),
     links: SelfLinks,
   },
   { $id: 'PurchaseResource' },

@@ -27,7 +27,8 @@ export interface PurchaseDeps {
   outcomes: Counter<'outcome'>;
 }
 
-function outcomeOf(err: unknown): PurchaseOutcomeLabel {
+/** The `outcome` label of a failed purchase or order. */
+export function outcomeOf(err: unknown): PurchaseOutcomeLabel {
   if (!(err instanceof AppError)) return 'error';
   switch (err.code) {
     case 'insufficient_stock':

@@ -1,0 +1,66 @@
+import { withTransaction } from '@catalogo/kit/db';
+import type pg from 'pg';
+import type { Counter } from 'prom-client';
+import type { ProductResource, ProductsClient } from '../products-client.js';
+import { outcomeOf } from '../purchases/purchases.service.js';
+import { priceLines, shortLines } from './orders.lines.js';
+import { type OrderRow, placeOrder } from './orders.repository.js';
+import type { LineInputT } from './orders.schemas.js';
+
+export interface OrderDeps {
+  pool: pg.Pool;
+  products: ProductsClient;
+  /** `orders_total{outcome}`. */
+  outcomes: Counter<'outcome'>;
+}
+
+export interface OrderDone {
+  order: OrderRow;
+  /** The products as fetched for the order, in line order. */
+  products: ProductResource[];
+}
+
+type Record = (db: pg.Pool | pg.PoolClient) => Promise<OrderDone>;
+
+/**
+ * The order saga: fetch and price every product in one request to Products, outside any
+ * transaction; then `write` records every line or none. A refusal is thrown, having written nothing.
+ */
+async function orderSaga<T>(
+  deps: OrderDeps,
+  lineas: LineInputT[],
+  requestId: string,
+  write: (record: Record) => Promise<T>,
+): Promise<T> {
+  try {
+    const priced = await priceLines(deps.products, lineas, requestId);
+    const result = await write(async (db) => {
+      const placed = await placeOrder(db, priced.lines, priced.total);
+      if (!placed.ok) throw shortLines(placed.short);
+      return { order: placed.order, products: priced.products };
+    });
+    deps.outcomes.inc({ outcome: 'completed' });
+    return result;
+  } catch (err) {
+    deps.outcomes.inc({ outcome: outcomeOf(err) });
+    throw err;
+  }
+}
+
+/** An order recorded by one statement, atomic on its own. */
+export const createOrder = (deps: OrderDeps, lineas: LineInputT[], requestId: string) =>
+  orderSaga(deps, lineas, requestId, (record) => record(deps.pool));
+
+/**
+ * The same for a request that must leave a record of its outcome (an idempotency key): `settle` runs
+ * in the order's transaction, so what it writes commits with the order or not at all.
+ */
+export const createOrderSettled = <T>(
+  deps: OrderDeps,
+  lineas: LineInputT[],
+  requestId: string,
+  settle: (tx: pg.PoolClient, done: OrderDone) => Promise<T>,
+) =>
+  orderSaga(deps, lineas, requestId, (record) =>
+    withTransaction(deps.pool, async (tx) => settle(tx, await record(tx))),
+  );
