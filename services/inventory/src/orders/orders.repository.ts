@@ -84,6 +84,28 @@ export async function findOrder(db: Queryable, id: number): Promise<OrderRow | u
   return rows[0];
 }
 
+/** The order, its row locked for the rest of the transaction. */
+export async function lockOrder(db: Queryable, id: number): Promise<OrderRow | undefined> {
+  const { rows } = await db.query<OrderRow>(`${SELECT_ORDERS} WHERE p.id = $1 FOR UPDATE OF p`, [id]);
+  return rows[0];
+}
+
+/** Marks an order cancelled and writes its `order.cancelled` event. */
+export async function markOrderCancelled(db: Queryable, id: number): Promise<string> {
+  const { rows } = await db.query<{ cancelado_at: string }>(
+    `WITH cancelled AS (
+       UPDATE pedidos SET estado = 'cancelado', cancelado_at = CURRENT_TIMESTAMP WHERE id = $1
+       RETURNING cancelado_at
+     ), event AS (
+       INSERT INTO outbox (type, producto_id, data)
+       SELECT 'order.cancelled', NULL, jsonb_build_object('order_id', $1::text) FROM cancelled
+     )
+     SELECT cancelado_at FROM cancelled`,
+    [id],
+  );
+  return rows[0]!.cancelado_at;
+}
+
 /** Newest first by id, keyset: `before` is the id of the last order of the previous page. */
 export async function listOrders(
   db: Queryable,

@@ -12,8 +12,10 @@ import { IdempotencyHeaders } from '../purchases/purchases.schemas.js';
 import { checkDistinct } from './orders.lines.js';
 import { findOrder, listOrders, type OrderRow } from './orders.repository.js';
 import {
+  CancelOrderBody,
   CreatedOrderDocument,
   CreateOrderBody,
+  cancelErrors,
   createErrors,
   IdParams,
   listErrors,
@@ -24,11 +26,17 @@ import {
   type OrderResourceT,
   readErrors,
 } from './orders.schemas.js';
-import { createOrder, createOrderSettled, type OrderDeps, type OrderDone } from './orders.service.js';
+import {
+  cancelOrder,
+  createOrder,
+  createOrderSettled,
+  ORDER_NOT_FOUND,
+  type OrderDeps,
+  type OrderDone,
+} from './orders.service.js';
 
 const BASE = '/api/orders';
 const tags = ['orders'];
-export const ORDER_NOT_FOUND = 'Pedido no encontrado';
 
 export function toOrderResource(row: OrderRow): OrderResourceT {
   return {
@@ -120,6 +128,31 @@ export function ordersRoutes(deps: OrdersRoutesDeps) {
       async (request) => {
         const row = await findOrder(deps.pool, parseIdParam(request.params.id));
         if (!row) throw notFound(ORDER_NOT_FOUND);
+        const resource = toOrderResource(row);
+        return { data: resource, links: { self: resource.links.self } };
+      },
+    );
+
+    app.patch(
+      '/orders/:id',
+      {
+        schema: {
+          tags,
+          summary: 'Cancelar un pedido: las unidades de todas sus líneas vuelven al stock (idempotente)',
+          params: IdParams,
+          body: CancelOrderBody,
+          response: { 200: OrderDocument, ...cancelErrors },
+        },
+        preValidation: async (request) => {
+          const { id } = request.params as { id: string };
+          parseIdParam(id);
+          checkResourceIdentity(request.body, { type: ORDER_TYPE, mode: 'update', id });
+        },
+      },
+      async (request) => {
+        const id = parseIdParam(request.params.id);
+        const row = await cancelOrder(deps.pool, id);
+        request.log.info({ orderId: id, estado: row.estado }, 'order cancelled');
         const resource = toOrderResource(row);
         return { data: resource, links: { self: resource.links.self } };
       },

@@ -41,6 +41,16 @@ export const CreateOrderBody = RequestDocument(
   },
 );
 
+export const CancelOrderBody = RequestDocument(
+  ORDER_TYPE,
+  Type.Object(
+    { estado: Type.Literal('cancelado', { description: 'Solo se admite cancelar' }) },
+    { additionalProperties: false },
+  ),
+  true,
+  { estado: 'cancelado' },
+);
+
 export const LineOutput = Type.Object({
   producto_id: Type.Integer(),
   cantidad: Type.Integer(),
@@ -98,3 +108,4 @@ export { IdParams };
 export const createErrors = errorResponses(400, 401, 403, 404, 406, 409, 413, 415, 422, 503);
 export const readErrors = errorResponses(400, 401, 404, 406);
 export const listErrors = errorResponses(400, 401, 406);
+export const cancelErrors = errorResponses(400, 401, 404, 406, 409, 413, 415);

@@ -1,10 +1,14 @@
 import { withTransaction } from '@catalogo/kit/db';
+import { notFound } from '@catalogo/kit/errors';
 import type pg from 'pg';
 import type { Counter } from 'prom-client';
 import type { ProductResource, ProductsClient } from '../products-client.js';
+import { markCancelled } from '../purchases/purchases.repository.js';
 import { outcomeOf } from '../purchases/purchases.service.js';
+import { moveStocks } from '../stock/stock.repository.js';
+import { applied } from '../stock/stock.service.js';
 import { priceLines, shortLines } from './orders.lines.js';
-import { type OrderRow, placeOrder } from './orders.repository.js';
+import { lockOrder, markOrderCancelled, type OrderRow, placeOrder } from './orders.repository.js';
 import type { LineInputT } from './orders.schemas.js';
 
 export interface OrderDeps {
@@ -64,3 +68,41 @@ export const createOrderSettled = <T>(
   orderSaga(deps, lineas, requestId, (record) =>
     withTransaction(deps.pool, async (tx) => settle(tx, await record(tx))),
   );
+
+export const ORDER_NOT_FOUND = 'Pedido no encontrado';
+
+/**
+ * Cancels an order: every line's units go back to `cantidad` through the stock module (in product-id
+ * order, ledger `cancellation`), every line reads `cancelada` with its `purchase.cancelled`, and the
+ * order `cancelado` with `order.cancelled`, all in one transaction. Cancelling a cancelled order
+ * changes nothing; units that no longer fit a stock are a 409 `stock_overflow` and nothing changes.
+ * `check` sees the locked order before anything changes (a precondition).
+ */
+export async function cancelOrder(
+  pool: pg.Pool,
+  id: number,
+  check: (current: OrderRow) => void = () => {},
+): Promise<OrderRow> {
+  return withTransaction(pool, async (tx) => {
+    const current = await lockOrder(tx, id);
+    if (!current) throw notFound(ORDER_NOT_FOUND);
+    check(current);
+    if (current.estado === 'cancelado') return current;
+    const results = await moveStocks(
+      tx,
+      current.lineas.map((line) => ({
+        productoId: line.producto_id,
+        causa: 'cancellation' as const,
+        delta: line.cantidad,
+        source: { type: 'orders' as const, id },
+      })),
+    );
+    for (const result of results) applied(result);
+    await markCancelled(
+      tx,
+      current.lineas.map((line) => line.purchase_id),
+    );
+    const cancelado_at = await markOrderCancelled(tx, id);
+    return { ...current, estado: 'cancelado', cancelado_at };
+  });
+}

@@ -113,3 +113,35 @@ export async function listPurchases(
   );
   return rows;
 }
+
+/** The purchase, its row locked for the rest of the transaction. */
+export async function lockPurchase(db: Queryable, id: number): Promise<PurchaseRow | undefined> {
+  const { rows } = await db.query<PurchaseRow>(
+    `SELECT ${COLUMNS} FROM historial_compras WHERE id = $1 FOR UPDATE`,
+    [id],
+  );
+  return rows[0];
+}
+
+/**
+ * Marks purchases cancelled and writes a `purchase.cancelled` event for each, in id order. Their
+ * units are given back by the caller, through the stock module, in the same transaction.
+ */
+export async function markCancelled(db: Queryable, ids: number[]): Promise<PurchaseRow[]> {
+  const { rows } = await db.query<PurchaseRow>(
+    `WITH cancelled AS (
+       UPDATE historial_compras SET estado = 'cancelada', cancelada_at = CURRENT_TIMESTAMP
+       WHERE id = ANY($1::int[]) AND estado = 'completada'
+       RETURNING ${COLUMNS}
+     ), events AS (
+       INSERT INTO outbox (type, producto_id, data)
+       SELECT 'purchase.cancelled', producto_id, jsonb_build_object(
+         'purchase_id', id::text, 'producto_id', producto_id, 'cantidad', cantidad,
+         'order_id', pedido_id::text)
+       FROM (SELECT * FROM cancelled ORDER BY id) c
+     )
+     SELECT * FROM cancelled ORDER BY id`,
+    [ids],
+  );
+  return rows;
+}

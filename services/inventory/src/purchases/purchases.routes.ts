@@ -13,8 +13,10 @@ import {
 } from '../idempotency/idempotency.service.js';
 import { findPurchase, listPurchases, type PurchaseRow } from './purchases.repository.js';
 import {
+  CancelBody,
   CreateBody,
   CreatedPurchaseDocument,
+  cancelErrors,
   createErrors,
   IdempotencyHeaders,
   IdParams,
@@ -26,7 +28,14 @@ import {
   type PurchaseResourceT,
   readErrors,
 } from './purchases.schemas.js';
-import { type PurchaseDeps, type PurchaseDone, purchase, purchaseSettled } from './purchases.service.js';
+import {
+  cancelPurchase,
+  PURCHASE_NOT_FOUND,
+  type PurchaseDeps,
+  type PurchaseDone,
+  purchase,
+  purchaseSettled,
+} from './purchases.service.js';
 
 const BASE = '/api/purchases';
 const tags = ['purchases'];
@@ -134,7 +143,32 @@ export function purchasesRoutes(deps: PurchasesRoutesDeps) {
       },
       async (request) => {
         const row = await findPurchase(deps.pool, parseIdParam(request.params.id));
-        if (!row) throw notFound('Compra no encontrada');
+        if (!row) throw notFound(PURCHASE_NOT_FOUND);
+        const resource = toPurchaseResource(row);
+        return { data: resource, links: { self: resource.links.self } };
+      },
+    );
+
+    app.patch(
+      '/purchases/:id',
+      {
+        schema: {
+          tags,
+          summary: 'Cancelar una compra: sus unidades vuelven al stock (idempotente)',
+          params: IdParams,
+          body: CancelBody,
+          response: { 200: PurchaseDocument, ...cancelErrors },
+        },
+        preValidation: async (request) => {
+          const { id } = request.params as { id: string };
+          parseIdParam(id);
+          checkResourceIdentity(request.body, { type: PURCHASE_TYPE, mode: 'update', id });
+        },
+      },
+      async (request) => {
+        const id = parseIdParam(request.params.id);
+        const row = await cancelPurchase(deps.pool, id);
+        request.log.info({ purchaseId: id, estado: row.estado }, 'purchase cancelled');
         const resource = toPurchaseResource(row);
         return { data: resource, links: { self: resource.links.self } };
       },

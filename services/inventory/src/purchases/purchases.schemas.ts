@@ -25,6 +25,16 @@ export const CreateBody = RequestDocument(
   { producto_id: 1, cantidad: 2 },
 );
 
+export const CancelBody = RequestDocument(
+  PURCHASE_TYPE,
+  Type.Object(
+    { estado: Type.Literal('cancelada', { description: 'Solo se admite cancelar' }) },
+    { additionalProperties: false },
+  ),
+  true,
+  { estado: 'cancelada' },
+);
+
 export type CreateAttributes = Static<typeof CreateBody>['data']['attributes'];
 
 export const PurchaseResource = Type.Object(
@@ -88,3 +98,4 @@ export { IdParams };
 export const createErrors = errorResponses(400, 401, 404, 406, 409, 413, 415, 422, 503);
 export const readErrors = errorResponses(400, 401, 404, 406);
 export const listErrors = errorResponses(400, 401, 406);
+export const cancelErrors = errorResponses(400, 401, 404, 406, 409, 413, 415);

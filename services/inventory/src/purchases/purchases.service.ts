@@ -1,13 +1,20 @@
 import { withTransaction } from '@catalogo/kit/db';
-import { AppError, notFound } from '@catalogo/kit/errors';
+import { AppError, conflict, notFound } from '@catalogo/kit/errors';
 import type pg from 'pg';
 import type { Counter } from 'prom-client';
 import { PRODUCT_NOT_FOUND } from '../inventory/inventory.routes.js';
 import { purchaseTotal } from '../money.js';
 import type { ProductResource, ProductsClient } from '../products-client.js';
-import { insufficientStock } from '../stock/stock.service.js';
+import { moveStock } from '../stock/stock.repository.js';
+import { applied, insufficientStock } from '../stock/stock.service.js';
 import type { PurchaseRecorder } from './purchases.batcher.js';
-import { type NewPurchase, type PurchaseRow, recordPurchase } from './purchases.repository.js';
+import {
+  lockPurchase,
+  markCancelled,
+  type NewPurchase,
+  type PurchaseRow,
+  recordPurchase,
+} from './purchases.repository.js';
 
 export type PurchaseOutcomeLabel =
   | 'completed'
@@ -111,4 +118,37 @@ export async function purchaseSettled<T>(
     deps.outcomes.inc({ outcome: outcomeOf(err) });
     throw err;
   }
+}
+
+export const PURCHASE_NOT_FOUND = 'Compra no encontrada';
+
+/**
+ * Cancels a purchase made on its own: its units go back to `cantidad` through the stock module
+ * (ledger `cancellation`, `inventory.updated`), it reads `cancelada`, and `purchase.cancelled` is
+ * emitted, all in one transaction. Cancelling a cancelled purchase changes nothing. A line of an
+ * order is cancelled only with its order (409); units that no longer fit the stock are a 409
+ * `stock_overflow`. `check` sees the locked purchase before anything changes (a precondition).
+ */
+export async function cancelPurchase(
+  pool: pg.Pool,
+  id: number,
+  check: (current: PurchaseRow) => void = () => {},
+): Promise<PurchaseRow> {
+  return withTransaction(pool, async (tx) => {
+    const current = await lockPurchase(tx, id);
+    if (!current) throw notFound(PURCHASE_NOT_FOUND);
+    check(current);
+    if (current.pedido_id !== null) throw conflict('La compra pertenece a un pedido', 'purchase_in_order');
+    if (current.estado === 'cancelada') return current;
+    applied(
+      await moveStock(tx, {
+        productoId: current.producto_id,
+        causa: 'cancellation',
+        delta: current.cantidad,
+        source: { type: 'purchases', id },
+      }),
+    );
+    const [cancelled] = await markCancelled(tx, [id]);
+    return cancelled!;
+  });
 }
