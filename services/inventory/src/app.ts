@@ -14,6 +14,10 @@ import { createProductsClient } from './products-client.js';
 import { createPurchaseRecorder } from './purchases/purchases.batcher.js';
 import { purchasesRoutes } from './purchases/purchases.routes.js';
 import { PurchaseResource } from './purchases/purchases.schemas.js';
+import { countActive } from './reservations/reservations.repository.js';
+import { reservationsRoutes } from './reservations/reservations.routes.js';
+import { ReservationResource } from './reservations/reservations.schemas.js';
+import { startReservationSweeper } from './reservations/reservations.sweeper.js';
 
 const BREAKER_STATES = { closed: 0, open: 1, 'half-open': 2 } as const;
 
@@ -56,6 +60,7 @@ export async function buildApp(config: InventoryConfig, logger: Logger): Promise
   app.addSchema(MovementResource);
   app.addSchema(PurchaseResource);
   app.addSchema(OrderResource);
+  app.addSchema(ReservationResource);
   await app.register(inventoryRoutes({ pool, products }), { prefix: '/api' });
   const idempotency = {
     pool,
@@ -77,6 +82,26 @@ export async function buildApp(config: InventoryConfig, logger: Logger): Promise
     prefix: '/api',
   });
 
+  const reservationOutcomes = new Counter({
+    name: 'reservations_total',
+    help: 'Reservation attempts by outcome',
+    labelNames: ['outcome'] as const,
+    registers: [metrics.registry],
+  });
+  const log = logger.child({ component: 'reservations' });
+  new Gauge({
+    name: 'reservations_active',
+    help: 'Reservations holding stock now (estado activa)',
+    registers: [metrics.registry],
+    async collect() {
+      // Read at scrape time from the database, so every instance reports the same, exact figure.
+      this.set(await countActive(pool).catch(() => Number.NaN));
+    },
+  });
+  await app.register(reservationsRoutes({ pool, products, outcomes: reservationOutcomes, idempotency }), {
+    prefix: '/api',
+  });
+
   const relayLog = logger.child({ component: 'outbox-relay' });
   const relay = createOutboxRelay({
     pool,
@@ -93,8 +118,10 @@ export async function buildApp(config: InventoryConfig, logger: Logger): Promise
     idempotencyTtlHours: config.idempotency.ttlHours,
     outboxRetentionHours: config.outbox.retentionHours,
   });
+  const sweeper = startReservationSweeper({ pool, log, intervalMs: config.reservations.sweepMs });
   app.addHook('onClose', async () => {
     // In-flight requests have finished by now; the relay completes its batch before the pool closes.
+    await sweeper.stop();
     await relay.stop();
     await housekeeping.stop();
     await products.close();

@@ -137,6 +137,14 @@ export const orderBody = (lineas: { producto_id: number; cantidad: number }[]) =
   data: { type: 'orders', attributes: { lineas } },
 });
 
+export const reservationBody = (lineas: { producto_id: number; cantidad: number }[], expira_en?: number) => ({
+  data: { type: 'reservations', attributes: { lineas, ...(expira_en === undefined ? {} : { expira_en }) } },
+});
+
+export const reservationPatch = (id: string, estado: string) => ({
+  data: { type: 'reservations', id, attributes: { estado } },
+});
+
 export const adjustmentBody = (attributes: Record<string, unknown>) => ({
   data: { type: 'inventory-adjustments', attributes },
 });
@@ -156,7 +164,7 @@ export const expectError = (
  * marking events as published does not count as a change).
  */
 export async function databaseState(db: TestDatabase) {
-  const [inventario, historial, outbox, movimientos, pedidos] = await Promise.all([
+  const [inventario, historial, outbox, movimientos, pedidos, reservas] = await Promise.all([
     db.pool.query(
       `SELECT producto_id, cantidad, reservado, updated_at::text AS updated_at
          FROM inventario ORDER BY producto_id`,
@@ -173,6 +181,7 @@ export async function databaseState(db: TestDatabase) {
       'SELECT count(*)::int AS n, coalesce(max(id), 0)::text AS last FROM movimientos_inventario',
     ),
     db.pool.query('SELECT id, estado, cancelado_at::text AS cancelado_at FROM pedidos ORDER BY id'),
+    db.pool.query('SELECT id, estado FROM reservas ORDER BY id'),
   ]);
   return {
     inventario: inventario.rows,
@@ -180,6 +189,7 @@ export async function databaseState(db: TestDatabase) {
     outbox: outbox.rows,
     movimientos: movimientos.rows,
     pedidos: pedidos.rows,
+    reservas: reservas.rows,
   };
 }
 

@@ -24,11 +24,17 @@ export type PlacedOrder =
   | { ok: false; short: { index: number; disponible: number }[] };
 
 /**
- * Records an order through `registrar_pedido` (migration 1764710000000): every line or none, stock
+ * Records an order through `registrar_pedido` (migration 1764720000000): every line or none, stock
  * rows locked in product-id order. One statement: atomic on its own, or part of the caller's
- * transaction (with an idempotency key).
+ * transaction (with an idempotency key). With `reservaId`, the order sells the units that locked,
+ * active reservation holds.
  */
-export async function placeOrder(db: Queryable, lines: PricedLine[], total: string): Promise<PlacedOrder> {
+export async function placeOrder(
+  db: Queryable,
+  lines: PricedLine[],
+  total: string,
+  reservaId: number | null = null,
+): Promise<PlacedOrder> {
   const { rows } = await db.query<{
     linea: number;
     disponible: number | null;
@@ -38,13 +44,14 @@ export async function placeOrder(db: Queryable, lines: PricedLine[], total: stri
   }>({
     name: 'orders.place',
     text: `SELECT linea, disponible, pedido_id, compra_id, created_at
-           FROM registrar_pedido($1::int[], $2::int[], $3::numeric[], $4::numeric[], $5::numeric)`,
+           FROM registrar_pedido($1::int[], $2::int[], $3::numeric[], $4::numeric[], $5::numeric, $6::int)`,
     values: [
       lines.map((l) => l.productoId),
       lines.map((l) => l.cantidad),
       lines.map((l) => l.unitario),
       lines.map((l) => l.total),
       total,
+      reservaId,
     ],
   });
   const first = rows[0]!;
@@ -59,7 +66,7 @@ export async function placeOrder(db: Queryable, lines: PricedLine[], total: stri
       estado: 'completado',
       created_at: first.created_at!,
       cancelado_at: null,
-      reserva_id: null,
+      reserva_id: reservaId,
       lineas: rows.map((row, index) => ({
         purchase_id: row.compra_id!,
         producto_id: lines[index]!.productoId,
@@ -72,7 +79,7 @@ export async function placeOrder(db: Queryable, lines: PricedLine[], total: stri
 }
 
 const SELECT_ORDERS = `
-  SELECT p.id, p.total::text AS total, p.estado, p.created_at, p.cancelado_at, NULL::int AS reserva_id,
+  SELECT p.id, p.total::text AS total, p.estado, p.created_at, p.cancelado_at, p.reserva_id,
          (SELECT json_agg(json_build_object(
                    'purchase_id', h.id, 'producto_id', h.producto_id, 'cantidad', h.cantidad,
                    'precio_unitario', h.precio_unitario::text, 'total', h.total::text) ORDER BY h.linea)
