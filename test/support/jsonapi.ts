@@ -10,6 +10,7 @@ export const TITLES: Record<number, string> = {
   404: 'Not Found',
   406: 'Not Acceptable',
   409: 'Conflict',
+  412: 'Precondition Failed',
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
   422: 'Unprocessable Entity',

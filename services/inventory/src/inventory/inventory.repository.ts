@@ -24,3 +24,15 @@ export async function listInventory(db: Queryable, after: number, limit: number)
   );
   return rows;
 }
+
+/**
+ * The version of a product's stock: the id of its latest movement ('0' before any). Every change of
+ * `cantidad` or `reservado` writes a movement, so the version changes with every one of them.
+ */
+export async function stockVersion(db: Queryable, productoId: number): Promise<string> {
+  const { rows } = await db.query<{ version: string }>(
+    'SELECT coalesce(max(id), 0)::text AS version FROM movimientos_inventario WHERE producto_id = $1',
+    [productoId],
+  );
+  return rows[0]!.version;
+}

@@ -1,11 +1,12 @@
 import type { App } from '@catalogo/kit/app';
 import { withTransaction } from '@catalogo/kit/db';
 import { badRequest, notFound } from '@catalogo/kit/errors';
+import { checkIfMatch, notModified, strongEtag } from '@catalogo/kit/etag';
 import { checkResourceIdentity, parseIdParam } from '@catalogo/kit/jsonapi';
 import { cursorPage, cursorResult } from '@catalogo/kit/query';
 import type pg from 'pg';
 import type { ProductResource, ProductsClient } from '../products-client.js';
-import { listMovements, type MovementRow } from '../stock/stock.repository.js';
+import { listMovements, lockStock, type MovementRow } from '../stock/stock.repository.js';
 import { adjustStock, setStock } from '../stock/stock.service.js';
 import * as repo from './inventory.repository.js';
 import {
@@ -76,6 +77,13 @@ export function toMovementResource(row: MovementRow): MovementResourceT {
   };
 }
 
+/**
+ * The inventory document's entity tag: its stock's version (the latest movement) and the version of
+ * the product it includes, so it changes with every stock change and every change of the product.
+ */
+export const inventoryEtag = (productoId: number, version: string, product: ProductResource) =>
+  strongEtag(`inventory:${productoId}:${version}:${String(product.attributes.updated_at)}`);
+
 const single = (resource: InventoryResourceT, product: ProductResource) => ({
   data: resource,
   included: [product],
@@ -94,11 +102,24 @@ export function inventoryRoutes({ pool, products }: InventoryDeps) {
     return product;
   }
 
-  /** A stock change (stock.service.ts) in its own transaction, answering the row as it left it. */
-  async function changeStock(productoId: number, change: (tx: pg.PoolClient) => Promise<unknown>) {
+  /**
+   * A stock change (stock.service.ts) in its own transaction, answering the row as it left it and its
+   * entity tag. With If-Match, the version it names is checked on the locked row before the change.
+   */
+  async function changeStock(
+    productoId: number,
+    product: ProductResource,
+    ifMatch: string | string[] | undefined,
+    change: (tx: pg.PoolClient) => Promise<unknown>,
+  ) {
     return withTransaction(pool, async (tx) => {
+      if (ifMatch !== undefined) {
+        await lockStock(tx, productoId);
+        checkIfMatch(ifMatch, inventoryEtag(productoId, await repo.stockVersion(tx, productoId), product));
+      }
       await change(tx);
-      return (await repo.findInventory(tx, productoId))!;
+      const row = (await repo.findInventory(tx, productoId))!;
+      return { row, etag: inventoryEtag(productoId, await repo.stockVersion(tx, productoId), product) };
     });
   }
 
@@ -134,12 +155,16 @@ export function inventoryRoutes({ pool, products }: InventoryDeps) {
           response: { 200: InventoryDocument, ...readErrors },
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const id = parseIdParam(request.params.id);
-        const [product, row] = await Promise.all([
+        const [product, row, version] = await Promise.all([
           productOr404(id, request.id),
           repo.findInventory(pool, id),
+          repo.stockVersion(pool, id),
         ]);
+        const etag = inventoryEtag(id, version, product);
+        reply.header('etag', etag);
+        if (notModified(request.headers['if-none-match'], etag)) return reply.code(304).send(null);
         // No row: the quantity has been 0 since the product was created, so that is when it last changed.
         const stock = row ?? { cantidad: 0, reservado: 0, updated_at: product.attributes.created_at };
         return single(toInventoryResource(id, stock), product);
@@ -162,11 +187,14 @@ export function inventoryRoutes({ pool, products }: InventoryDeps) {
           checkResourceIdentity(request.body, { type: INVENTORY_TYPE, mode: 'update', id });
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const id = parseIdParam(request.params.id);
         const product = await productOr404(id, request.id);
         const { cantidad } = request.body.data.attributes;
-        const row = await changeStock(id, (tx) => setStock(tx, id, cantidad));
+        const { row, etag } = await changeStock(id, product, request.headers['if-match'], (tx) =>
+          setStock(tx, id, cantidad),
+        );
+        reply.header('etag', etag);
         request.log.info({ productoId: id, cantidad }, 'stock set');
         return single(toInventoryResource(id, row), product);
       },
@@ -197,7 +225,10 @@ export function inventoryRoutes({ pool, products }: InventoryDeps) {
           });
         }
         const product = await productOr404(id, request.id);
-        const row = await changeStock(id, (tx) => adjustStock(tx, id, delta, reason));
+        const { row, etag } = await changeStock(id, product, undefined, (tx) =>
+          adjustStock(tx, id, delta, reason),
+        );
+        reply.header('etag', etag);
         request.log.info({ productoId: id, delta, reason, cantidad: row.cantidad }, 'stock adjusted');
         reply.code(201);
         return single(toInventoryResource(id, row), product);

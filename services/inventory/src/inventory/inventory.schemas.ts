@@ -4,6 +4,7 @@ import {
   errorResponses,
   IdParams,
   MAX_INT,
+  NotModified,
   Relationship,
   RequestDocument,
   SelfLinks,
@@ -134,8 +135,8 @@ export const MovementCollection = Type.Object({
 export const MovementQuery = CursorQuery({}, 'Cursor: id del último movimiento visto');
 
 export { IdParams };
-export const readErrors = errorResponses(400, 401, 404, 406, 503);
+export const readErrors = { 304: NotModified, ...errorResponses(400, 401, 404, 406, 503) };
 export const listErrors = errorResponses(400, 401, 406);
-export const setErrors = errorResponses(400, 401, 404, 406, 409, 413, 415, 503);
+export const setErrors = errorResponses(400, 401, 404, 406, 409, 412, 413, 415, 503);
 export const adjustErrors = errorResponses(400, 401, 404, 406, 409, 413, 415, 503);
 export const movementErrors = errorResponses(400, 401, 404, 406, 503);

@@ -1,5 +1,6 @@
 import type { App } from '@catalogo/kit/app';
 import { notFound } from '@catalogo/kit/errors';
+import { checkIfMatch, strongEtag } from '@catalogo/kit/etag';
 import { checkResourceIdentity, MAX_INT, parseIdParam } from '@catalogo/kit/jsonapi';
 import { cursorPage, cursorResult, intParam } from '@catalogo/kit/query';
 import {
@@ -125,10 +126,11 @@ export function ordersRoutes(deps: OrdersRoutesDeps) {
           response: { 200: OrderDocument, ...readErrors },
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const row = await findOrder(deps.pool, parseIdParam(request.params.id));
         if (!row) throw notFound(ORDER_NOT_FOUND);
         const resource = toOrderResource(row);
+        reply.header('etag', strongEtag(resource));
         return { data: resource, links: { self: resource.links.self } };
       },
     );
@@ -149,11 +151,14 @@ export function ordersRoutes(deps: OrdersRoutesDeps) {
           checkResourceIdentity(request.body, { type: ORDER_TYPE, mode: 'update', id });
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const id = parseIdParam(request.params.id);
-        const row = await cancelOrder(deps.pool, id);
+        const row = await cancelOrder(deps.pool, id, (current) =>
+          checkIfMatch(request.headers['if-match'], strongEtag(toOrderResource(current))),
+        );
         request.log.info({ orderId: id, estado: row.estado }, 'order cancelled');
         const resource = toOrderResource(row);
+        reply.header('etag', strongEtag(resource));
         return { data: resource, links: { self: resource.links.self } };
       },
     );

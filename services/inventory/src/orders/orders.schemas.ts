@@ -108,4 +108,4 @@ export { IdParams };
 export const createErrors = errorResponses(400, 401, 403, 404, 406, 409, 413, 415, 422, 503);
 export const readErrors = errorResponses(400, 401, 404, 406);
 export const listErrors = errorResponses(400, 401, 406);
-export const cancelErrors = errorResponses(400, 401, 404, 406, 409, 413, 415);
+export const cancelErrors = errorResponses(400, 401, 404, 406, 409, 412, 413, 415);

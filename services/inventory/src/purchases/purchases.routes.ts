@@ -1,5 +1,6 @@
 import type { App } from '@catalogo/kit/app';
 import { AppError, notFound } from '@catalogo/kit/errors';
+import { checkIfMatch, strongEtag } from '@catalogo/kit/etag';
 import { checkResourceIdentity, MAX_INT, parseIdParam } from '@catalogo/kit/jsonapi';
 import { cursorPage, cursorResult, intParam } from '@catalogo/kit/query';
 import type { FastifyRequest } from 'fastify';
@@ -141,10 +142,11 @@ export function purchasesRoutes(deps: PurchasesRoutesDeps) {
           response: { 200: PurchaseDocument, ...readErrors },
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const row = await findPurchase(deps.pool, parseIdParam(request.params.id));
         if (!row) throw notFound(PURCHASE_NOT_FOUND);
         const resource = toPurchaseResource(row);
+        reply.header('etag', strongEtag(resource));
         return { data: resource, links: { self: resource.links.self } };
       },
     );
@@ -165,11 +167,14 @@ export function purchasesRoutes(deps: PurchasesRoutesDeps) {
           checkResourceIdentity(request.body, { type: PURCHASE_TYPE, mode: 'update', id });
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const id = parseIdParam(request.params.id);
-        const row = await cancelPurchase(deps.pool, id);
+        const row = await cancelPurchase(deps.pool, id, (current) =>
+          checkIfMatch(request.headers['if-match'], strongEtag(toPurchaseResource(current))),
+        );
         request.log.info({ purchaseId: id, estado: row.estado }, 'purchase cancelled');
         const resource = toPurchaseResource(row);
+        reply.header('etag', strongEtag(resource));
         return { data: resource, links: { self: resource.links.self } };
       },
     );

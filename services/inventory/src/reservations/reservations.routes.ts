@@ -1,5 +1,6 @@
 import type { App } from '@catalogo/kit/app';
 import { AppError, notFound } from '@catalogo/kit/errors';
+import { checkIfMatch, strongEtag } from '@catalogo/kit/etag';
 import { checkResourceIdentity, parseIdParam } from '@catalogo/kit/jsonapi';
 import { cursorPage, cursorResult } from '@catalogo/kit/query';
 import {
@@ -126,10 +127,12 @@ export function reservationsRoutes(deps: ReservationsRoutesDeps) {
           response: { 200: ReservationDocument, ...readErrors },
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const row = await findReservation(deps.pool, parseIdParam(request.params.id));
         if (!row) throw notFound(RESERVATION_NOT_FOUND);
-        return document(row);
+        const body = document(row);
+        reply.header('etag', strongEtag(body.data));
+        return body;
       },
     );
 
@@ -181,16 +184,22 @@ export function reservationsRoutes(deps: ReservationsRoutesDeps) {
           checkResourceIdentity(request.body, { type: RESERVATION_TYPE, mode: 'update', id });
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const id = parseIdParam(request.params.id);
+        const check = (current: ReservationRow) =>
+          checkIfMatch(request.headers['if-match'], strongEtag(toReservationResource(current)));
+        let body: ReturnType<typeof document>;
         if (request.body.data.attributes.estado === 'confirmada') {
-          const { reservation, order } = await confirmReservation(deps.pool, id);
+          const { reservation, order } = await confirmReservation(deps.pool, id, check);
           request.log.info({ reservationId: id, orderId: order.id }, 'reservation confirmed');
-          return document(reservation, [toOrderResource(order)]);
+          body = document(reservation, [toOrderResource(order)]);
+        } else {
+          const reservation = await cancelReservation(deps.pool, id, check);
+          request.log.info({ reservationId: id, estado: reservation.estado }, 'reservation cancelled');
+          body = document(reservation);
         }
-        const reservation = await cancelReservation(deps.pool, id);
-        request.log.info({ reservationId: id, estado: reservation.estado }, 'reservation cancelled');
-        return document(reservation);
+        reply.header('etag', strongEtag(body.data));
+        return body;
       },
     );
   };
