@@ -14,6 +14,7 @@ import {
   expectLedgerBalanced,
   expectNoWrite,
   ISO_UTC,
+  MAX_INT,
   reservationBody,
   reservationPatch,
   send,
@@ -234,6 +235,15 @@ describe('PATCH /api/reservations/{id}', () => {
     expect(expectError(confirm, 409)[0]!.detail).toBe('Reserva cancelada');
     await expectBooks(ctx.db(), a, 5);
     await expectLedgerBalanced(ctx.db());
+  });
+
+  it('cancelling is a 409 stock_overflow when the units no longer fit the stock; setting cantidad keeps reservado', async () => {
+    const a = await stocked(5);
+    const id = (await reserve([{ producto_id: a, cantidad: 2 }])).json().data.id;
+    await ctx.setStock(a, MAX_INT);
+    expect(await levels(a)).toEqual({ cantidad: MAX_INT, reservado: 2 });
+    const res = await expectNoWrite(ctx.db(), () => patch(id, 'cancelada'));
+    expect(expectError(res, 409)[0]!.code).toBe('stock_overflow');
   });
 
   it('from expira_at on it can no longer be confirmed, even before the sweep: 409 and nothing written', async () => {

@@ -121,7 +121,7 @@ export async function cancelReservation(
     if (current.estado === 'expirada') throw expired();
     await giveBack(tx, [id], 'release').catch((err: unknown) => {
       // devolver_reservas refuses units that no longer fit a stock with 22003.
-      if ((err as { code?: string }).code === '22003') throw stockOverflow(0);
+      if ((err as { code?: string }).code === '22003') throw stockOverflow();
       throw err;
     });
     return { ...current, estado: 'cancelada' };

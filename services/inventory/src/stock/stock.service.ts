@@ -11,13 +11,13 @@ const at = (pointer: string | undefined) => (pointer ? { source: { pointer } } :
 export const insufficientStock = (disponible: number, pointer?: string) =>
   new AppError(409, 'insufficient_stock', { detail: INSUFFICIENT, ...at(pointer) }, { meta: { disponible } });
 
-/** 409: the change would take the stock past what the column holds. */
-export const stockOverflow = (disponible: number, pointer?: string) =>
+/** 409: the change would take the stock past what the column holds (`meta.disponible` when known). */
+export const stockOverflow = (disponible?: number, pointer?: string) =>
   new AppError(
     409,
     'stock_overflow',
     { detail: `La cantidad resultante superaría el máximo (${MAX_INT})`, ...at(pointer) },
-    { meta: { disponible } },
+    disponible === undefined ? {} : { meta: { disponible } },
   );
 
 /** The refusal of a stock change as the error the client gets; the levels when it was applied. */
