@@ -8,66 +8,29 @@
  * - a lost or phantom change: after each race the books hold (cantidad + Σ sold = initial +
  *   Σ adjustments) and so does the ledger (Σ delta = cantidad for every product).
  */
-import type { App } from '@catalogo/kit/app';
-import { Agent, fetch } from 'undici';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../../test/support/database.js';
+import { expect, it } from 'vitest';
 import {
-  API_KEY,
   adjustmentBody,
-  buildInventory,
   createProductIn,
   deadlocks,
   expectBooks,
   expectLedgerBalanced,
-  JSONAPI,
   orderBody,
   purchaseBody,
   seeded,
   setStockIn,
   shuffled,
-  startProducts,
+  useInstances,
 } from './helpers.js';
 
-let products: Awaited<ReturnType<typeof startProducts>>;
-let db: TestDatabase;
-const instances: { app: App; url: string }[] = [];
-const agent = new Agent({ connections: 128 });
-
-beforeAll(async () => {
-  products = await startProducts();
-  db = await createTestDatabase('inventory');
-  for (let i = 0; i < 2; i++) {
-    const app = await buildInventory(db.url, products.url, { DATABASE_POOL_MAX: '8' });
-    instances.push({ app, url: await app.listen({ host: '127.0.0.1', port: 0 }) });
-  }
-});
-
-afterAll(async () => {
-  for (const { app } of instances) await app.close();
-  await agent.close();
-  await products?.close();
-  await db?.drop();
-});
-
-async function call(instance: number, path: string, body: unknown) {
-  const res = await fetch(`${instances[instance % 2]!.url}${path}`, {
-    method: 'POST',
-    headers: { 'x-api-key': API_KEY, 'content-type': JSONAPI },
-    body: JSON.stringify(body),
-    dispatcher: agent,
-  });
-  return {
-    status: res.status,
-    body: (await res.json()) as { data?: { attributes: Record<string, unknown> } },
-  };
-}
+const ctx = useInstances(2);
+const call = (i: number, path: string, body: unknown) => ctx.call(i, 'POST', path, body);
 
 async function stockedProducts(count: number, cantidad: number): Promise<number[]> {
   const ids: number[] = [];
   for (let i = 0; i < count; i++) {
-    const id = await createProductIn(products.app, 1 + i);
-    await setStockIn(instances[0]!.app, id, cantidad);
+    const id = await createProductIn(ctx.products().app, 1 + i);
+    await setStockIn(ctx.app(0), id, cantidad);
     ids.push(id);
   }
   return ids;
@@ -89,7 +52,7 @@ it('100 concurrent orders over the same products in opposite line orders: no dea
   const random = seeded(13);
   const initial = 40;
   const ids = await stockedProducts(5, initial);
-  const before = await deadlocks(db);
+  const before = await deadlocks(ctx.db());
   // Every order takes 3 of the 5 products; half list them ascending, half descending.
   const orders = Array.from({ length: 100 }, (_, i) => {
     const start = Math.floor(random() * 3);
@@ -114,29 +77,28 @@ it('100 concurrent orders over the same products in opposite line orders: no dea
   expect(ok).toBeLessThan(100);
   const sold = soldByOrders(outcomes);
   for (const id of ids) {
-    await expectBooks(db, id, initial);
-    const { rows } = await db.pool.query<{ cantidad: number }>(
-      'SELECT cantidad FROM inventario WHERE producto_id = $1',
-      [id],
-    );
+    await expectBooks(ctx.db(), id, initial);
+    const { rows } = await ctx
+      .db()
+      .pool.query<{ cantidad: number }>('SELECT cantidad FROM inventario WHERE producto_id = $1', [id]);
     expect(rows[0]!.cantidad).toBe(initial - (sold.get(id) ?? 0));
   }
   // All or nothing: exactly the successful orders exist, each with all its lines.
-  const { rows } = await db.pool.query<{ pedidos: number; lineas: number }>(
+  const { rows } = await ctx.db().pool.query<{ pedidos: number; lineas: number }>(
     `SELECT count(DISTINCT pedido_id)::int AS pedidos, count(*)::int AS lineas
      FROM historial_compras WHERE producto_id = ANY($1::int[])`,
     [ids],
   );
   expect(rows[0]).toEqual({ pedidos: ok, lineas: ok * 3 });
-  await expectLedgerBalanced(db);
-  expect(await deadlocks(db)).toBe(before);
+  await expectLedgerBalanced(ctx.db());
+  expect(await deadlocks(ctx.db())).toBe(before);
 });
 
 it('orders racing single purchases and adjustments on the same products: the books hold', async () => {
   const random = seeded(29);
   const initial = 30;
   const ids = await stockedProducts(3, initial);
-  const before = await deadlocks(db);
+  const before = await deadlocks(ctx.db());
   type Op =
     | { kind: 'order'; lineas: Line[] }
     | { kind: 'purchase'; line: Line }
@@ -196,8 +158,8 @@ it('orders racing single purchases and adjustments on the same products: the boo
     const adjusted = outcomes
       .filter((o) => o.status === 201 && o.op.kind === 'adjustment' && o.op.producto_id === id)
       .reduce((sum, o) => sum + (o.op.kind === 'adjustment' ? o.op.delta : 0), 0);
-    await expectBooks(db, id, initial + adjusted);
+    await expectBooks(ctx.db(), id, initial + adjusted);
   }
-  await expectLedgerBalanced(db);
-  expect(await deadlocks(db)).toBe(before);
+  await expectLedgerBalanced(ctx.db());
+  expect(await deadlocks(ctx.db())).toBe(before);
 });

@@ -10,74 +10,35 @@
  * After each race the books hold (cantidad + reservado + Σ sold − Σ cancelled = initial) and so does
  * the ledger.
  */
-import type { App } from '@catalogo/kit/app';
-import { Agent, fetch } from 'undici';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../../test/support/database.js';
+import { expect, it } from 'vitest';
 import {
-  API_KEY,
-  buildInventory,
   createProductIn,
   expectBooks,
   expectLedgerBalanced,
-  JSONAPI,
   purchaseBody,
   reservationBody,
   reservationPatch,
   setStockIn,
-  startProducts,
+  useInstances,
 } from './helpers.js';
 
-let products: Awaited<ReturnType<typeof startProducts>>;
-let db: TestDatabase;
-const instances: { app: App; url: string }[] = [];
-const agent = new Agent({ connections: 128 });
-
-beforeAll(async () => {
-  products = await startProducts();
-  db = await createTestDatabase('inventory');
-  for (let i = 0; i < 2; i++) {
-    const app = await buildInventory(db.url, products.url, {
-      DATABASE_POOL_MAX: '8',
-      RESERVATION_SWEEP_MS: '100',
-    });
-    instances.push({ app, url: await app.listen({ host: '127.0.0.1', port: 0 }) });
-  }
-});
-
-afterAll(async () => {
-  for (const { app } of instances) await app.close();
-  await agent.close();
-  await products?.close();
-  await db?.drop();
-});
-
-async function call(instance: number, method: 'POST' | 'PATCH', path: string, body: unknown) {
-  const res = await fetch(`${instances[instance % 2]!.url}${path}`, {
-    method,
-    headers: { 'x-api-key': API_KEY, 'content-type': JSONAPI },
-    body: JSON.stringify(body),
-    dispatcher: agent,
-  });
-  return {
-    status: res.status,
-    body: (await res.json()) as { data: { id: string; attributes: Record<string, unknown> } },
-  };
-}
+const ctx = useInstances(2, { RESERVATION_SWEEP_MS: '100' });
+const call = ctx.call;
 
 async function stocked(cantidad: number): Promise<number> {
-  const id = await createProductIn(products.app, 2);
-  await setStockIn(instances[0]!.app, id, cantidad);
+  const id = await createProductIn(ctx.products().app, 2);
+  await setStockIn(ctx.app(0), id, cantidad);
   return id;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function estados(ids: string[]): Promise<Map<string, string>> {
-  const { rows } = await db.pool.query<{ id: number; estado: string }>(
-    'SELECT id, estado FROM reservas WHERE id = ANY($1::int[])',
-    [ids.map(Number)],
-  );
+  const { rows } = await ctx
+    .db()
+    .pool.query<{ id: number; estado: string }>('SELECT id, estado FROM reservas WHERE id = ANY($1::int[])', [
+      ids.map(Number),
+    ]);
   return new Map(rows.map((r) => [String(r.id), r.estado]));
 }
 
@@ -94,12 +55,12 @@ it('reservations racing purchases for the last units never hold and sell more th
   console.log(`[reservations] 30 reservations and 30 purchases of 1 unit, stock 10: ${won} × 201`);
   expect(outcomes.filter((o) => o.status !== 201 && o.status !== 409)).toEqual([]);
   expect(won).toBe(10);
-  const { rows } = await db.pool.query('SELECT cantidad, reservado FROM inventario WHERE producto_id = $1', [
-    id,
-  ]);
+  const { rows } = await ctx
+    .db()
+    .pool.query('SELECT cantidad, reservado FROM inventario WHERE producto_id = $1', [id]);
   expect(rows[0].cantidad).toBe(0);
-  await expectBooks(db, id, 10);
-  await expectLedgerBalanced(db);
+  await expectBooks(ctx.db(), id, 10);
+  await expectLedgerBalanced(ctx.db());
 });
 
 it('confirm racing expiry: each reservation is sold or expired, exactly one of the two, once', async () => {
@@ -137,7 +98,7 @@ it('confirm racing expiry: each reservation is sold or expired, exactly one of t
   });
   const confirmed = confirms.filter((c) => c.status === 200).length;
   console.log(`[reservations] confirm racing expiry: ${confirmed} confirmed, ${20 - confirmed} expired`);
-  const { rows } = await db.pool.query<{ causa: string; n: number }>(
+  const { rows } = await ctx.db().pool.query<{ causa: string; n: number }>(
     `SELECT causa, count(*)::int AS n FROM movimientos_inventario
      WHERE producto_id = $1 AND causa IN ('confirmation', 'expiry') GROUP BY causa`,
     [id],
@@ -145,19 +106,19 @@ it('confirm racing expiry: each reservation is sold or expired, exactly one of t
   const count = (causa: string) => rows.find((r) => r.causa === causa)?.n ?? 0;
   expect(count('confirmation')).toBe(confirmed);
   expect(count('expiry')).toBe(20 - confirmed);
-  const expiredEvents = await db.pool.query(
+  const expiredEvents = await ctx.db().pool.query(
     `SELECT data->>'reservation_id' AS id, count(*)::int AS n FROM outbox
      WHERE type = 'reservation.expired' AND data->>'reservation_id' = ANY($1::text[]) GROUP BY 1`,
     [ids],
   );
   expect(expiredEvents.rows.every((r) => r.n === 1)).toBe(true);
   expect(expiredEvents.rows).toHaveLength(20 - confirmed);
-  const levels = await db.pool.query('SELECT cantidad, reservado FROM inventario WHERE producto_id = $1', [
-    id,
-  ]);
+  const levels = await ctx
+    .db()
+    .pool.query('SELECT cantidad, reservado FROM inventario WHERE producto_id = $1', [id]);
   expect(levels.rows[0]).toEqual({ cantidad: 100 - 2 * confirmed, reservado: 0 });
-  await expectBooks(db, id, 100);
-  await expectLedgerBalanced(db);
+  await expectBooks(ctx.db(), id, 100);
+  await expectLedgerBalanced(ctx.db());
 });
 
 it('cancel racing confirm: exactly one wins, and the stock shows which', async () => {
@@ -184,10 +145,10 @@ it('cancel racing confirm: exactly one wins, and the stock shows which', async (
   });
   const confirmed = races.filter((r) => r.confirm === 200).length;
   console.log(`[reservations] cancel racing confirm: ${confirmed} confirmed, ${20 - confirmed} cancelled`);
-  const levels = await db.pool.query('SELECT cantidad, reservado FROM inventario WHERE producto_id = $1', [
-    id,
-  ]);
+  const levels = await ctx
+    .db()
+    .pool.query('SELECT cantidad, reservado FROM inventario WHERE producto_id = $1', [id]);
   expect(levels.rows[0]).toEqual({ cantidad: 100 - 3 * confirmed, reservado: 0 });
-  await expectBooks(db, id, 100);
-  await expectLedgerBalanced(db);
+  await expectBooks(ctx.db(), id, 100);
+  await expectLedgerBalanced(ctx.db());
 });

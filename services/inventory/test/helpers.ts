@@ -2,6 +2,7 @@ import { createServer, type IncomingHttpHeaders, type Server, type ServerRespons
 import type { AddressInfo, Socket } from 'node:net';
 import type { App } from '@catalogo/kit/app';
 import pino from 'pino';
+import { Agent, fetch } from 'undici';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/database.js';
 import { send, TEST_API_KEY } from '../../../test/support/inject.js';
@@ -122,6 +123,63 @@ export function useInventoryApp(env: Record<string, string> = {}): InventoryHarn
     products: () => products,
     createProduct: (precio, nombre) => createProductIn(products.app, precio, nombre),
     setStock: (id, cantidad) => setStockIn(app, id, cantidad),
+  };
+}
+
+export interface Instances {
+  db: () => TestDatabase;
+  products: () => Awaited<ReturnType<typeof startProducts>>;
+  /** Inventory app `i` (modulo the number of instances). */
+  app: (i: number) => App;
+  /** A request with the test key over real HTTP to instance `i` (modulo the number of instances). */
+  call: (
+    i: number,
+    method: 'POST' | 'PATCH' | 'GET',
+    path: string,
+    body?: unknown,
+  ) => Promise<{ status: number; body: { data: { id: string; attributes: Record<string, unknown> } } }>;
+}
+
+/**
+ * `count` Inventory instances on ONE database, each listening on a real port, and a Products service,
+ * for one test file: no in-process lock or cache may be what keeps the stock right.
+ */
+export function useInstances(count: number, env: Record<string, string> = {}): Instances {
+  let products: Awaited<ReturnType<typeof startProducts>>;
+  let db: TestDatabase;
+  const instances: { app: App; url: string }[] = [];
+  // Enough sockets that every request of a burst is in flight at once rather than queued client-side.
+  const agent = new Agent({ connections: 128 });
+  beforeAll(async () => {
+    products = await startProducts();
+    db = await createTestDatabase('inventory');
+    for (let i = 0; i < count; i++) {
+      const app = await buildInventory(db.url, products.url, { DATABASE_POOL_MAX: '8', ...env });
+      instances.push({ app, url: await app.listen({ host: '127.0.0.1', port: 0 }) });
+    }
+  });
+  afterAll(async () => {
+    for (const { app } of instances) await app.close();
+    await agent.close();
+    await products?.close();
+    await db?.drop();
+  });
+  return {
+    db: () => db,
+    products: () => products,
+    app: (i) => instances[i % count]!.app,
+    call: async (i, method, path, body) => {
+      const res = await fetch(`${instances[i % count]!.url}${path}`, {
+        method,
+        headers: { 'x-api-key': API_KEY, 'content-type': JSONAPI },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        dispatcher: agent,
+      });
+      return {
+        status: res.status,
+        body: (await res.json()) as Awaited<ReturnType<Instances['call']>>['body'],
+      };
+    },
   };
 }
 

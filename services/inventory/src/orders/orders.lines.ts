@@ -82,6 +82,20 @@ export async function priceLines(
   };
 }
 
+/** A stored line as the `lineas` of a resource: exact decimal text read back as JSON numbers. */
+export const lineOutput = (line: {
+  producto_id: number;
+  cantidad: number;
+  precio_unitario: string;
+  total: string;
+}) => ({
+  producto_id: line.producto_id,
+  cantidad: line.cantidad,
+  // Number() of a numeric column's text prints back the same digits.
+  precio_unitario: Number(line.precio_unitario),
+  total: Number(line.total),
+});
+
 /** 409 with one error per short line: its pointer and the stock it could have had. */
 export function shortLines(short: { index: number; disponible: number }[]): AppError {
   return new AppError(

@@ -10,7 +10,7 @@ import {
   sendStored,
 } from '../idempotency/idempotency.service.js';
 import { IdempotencyHeaders } from '../purchases/purchases.schemas.js';
-import { checkDistinct } from './orders.lines.js';
+import { checkDistinct, lineOutput } from './orders.lines.js';
 import { findOrder, listOrders, type OrderRow } from './orders.repository.js';
 import {
   CancelOrderBody,
@@ -44,13 +44,7 @@ export function toOrderResource(row: OrderRow): OrderResourceT {
     type: ORDER_TYPE,
     id: String(row.id),
     attributes: {
-      // Exact decimal text from numeric columns; Number() prints back the same digits.
-      lineas: row.lineas.map((line) => ({
-        producto_id: line.producto_id,
-        cantidad: line.cantidad,
-        precio_unitario: Number(line.precio_unitario),
-        total: Number(line.total),
-      })),
+      lineas: row.lineas.map(lineOutput),
       total: Number(row.total),
       estado: row.estado,
       created_at: row.created_at,

@@ -9,7 +9,7 @@ import {
   parseIdempotencyKey,
   sendStored,
 } from '../idempotency/idempotency.service.js';
-import { checkDistinct } from '../orders/orders.lines.js';
+import { checkDistinct, lineOutput } from '../orders/orders.lines.js';
 import { toOrderResource } from '../orders/orders.routes.js';
 import { IdempotencyHeaders } from '../purchases/purchases.schemas.js';
 import { findReservation, listReservations, type ReservationRow } from './reservations.repository.js';
@@ -47,12 +47,7 @@ export function toReservationResource(row: ReservationRow): ReservationResourceT
     type: RESERVATION_TYPE,
     id: String(row.id),
     attributes: {
-      lineas: row.lineas.map((line) => ({
-        producto_id: line.producto_id,
-        cantidad: line.cantidad,
-        precio_unitario: Number(line.precio_unitario),
-        total: Number(line.total),
-      })),
+      lineas: row.lineas.map(lineOutput),
       total: Number(row.total),
       estado: row.estado,
       expira_at: row.expira_at,
