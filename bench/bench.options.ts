@@ -1,6 +1,12 @@
 import { parseArgs } from 'node:util';
 
-export const SCENARIO_NAMES = ['product-read', 'product-list', 'purchase-spread', 'purchase-hot'] as const;
+export const SCENARIO_NAMES = [
+  'product-read',
+  'product-list',
+  'purchase-spread',
+  'purchase-hot',
+  'checkout',
+] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 export interface BenchOptions {

@@ -51,6 +51,7 @@ const FLOORS: Record<string, string> = {
   'product-list': 'bare Fastify, same bytes',
   'purchase-spread': 'same SQL via pg',
   'purchase-hot': 'same SQL via pg',
+  checkout: 'same SQL via pg',
 };
 
 export function toMarkdown(results: ScenarioResult[], meta: Meta): string {

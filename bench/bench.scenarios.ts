@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { createPool } from '@catalogo/kit/db';
 import type pg from 'pg';
 import pino from 'pino';
-import { purchaseTotal } from '../services/inventory/src/money.js';
+import { formatCents, purchaseTotal } from '../services/inventory/src/money.js';
+import { placeOrder } from '../services/inventory/src/orders/orders.repository.js';
 import { recordPurchase } from '../services/inventory/src/purchases/purchases.repository.js';
 import type { CpuMeter } from './bench.cpu.js';
 import { type HttpLoad, runHttp, runLoop, type Summary, summarize, Tally } from './bench.load.js';
@@ -151,6 +152,70 @@ async function purchaseScenario(
   }
 }
 
+/** `count` distinct products picked at random. */
+function pickDistinct(ids: readonly number[], count: number): number[] {
+  const picked = new Set<number>();
+  while (picked.size < count) picked.add(pick(ids));
+  return [...picked];
+}
+
+/**
+ * POST /api/orders of 3 lines (products random over the 1 000, 1 unit each) against the Inventory
+ * service, and the same SQL (`placeOrder` imported from `orders.repository.ts`: one `registrar_pedido`
+ * statement) driven straight through `pg`. Afterwards the books must balance.
+ */
+async function checkoutScenario(
+  name: ScenarioName,
+  options: BenchOptions,
+  system: System,
+): Promise<ScenarioResult> {
+  if (!system.inventoryUrl) throw new Error(`${name} needs the Inventory service`);
+  const ids = system.seed.products.map((p) => p.id);
+  const prices = new Map(system.seed.products.map((p) => [p.id, purchaseTotal(p.precio, 1)]));
+  const pool = createPool(
+    { connectionString: system.inventoryDb, max: options.poolMax, applicationName: 'bench-floor' },
+    pino({ level: 'silent' }),
+  );
+  try {
+    const target = http({
+      url: system.inventoryUrl,
+      connections: options.connections,
+      headers: { 'x-api-key': API_KEY, 'content-type': MEDIA_TYPE, accept: MEDIA_TYPE },
+      method: 'POST',
+      next: () => ({
+        path: '/api/orders',
+        body: JSON.stringify({
+          data: {
+            type: 'orders',
+            attributes: { lineas: pickDistinct(ids, 3).map((producto_id) => ({ producto_id, cantidad: 1 })) },
+          },
+        }),
+      }),
+    });
+    const floor: Drive = (seconds, tally) =>
+      runLoop(
+        options.connections,
+        async () => {
+          const lines = pickDistinct(ids, 3).map((productoId) => ({
+            productoId,
+            cantidad: 1,
+            ...prices.get(productoId)!,
+          }));
+          const total = formatCents(lines.reduce((sum, line) => sum + line.cents, 0n));
+          const placed = await placeOrder(pool, lines, total);
+          return placed.ok ? 201 : 409;
+        },
+        seconds,
+        tally,
+      );
+    const result = await compare(options, system.cpu, target, floor);
+    const ledger = await checkLedger(system.inventoryPool, system.seed);
+    return { name, ...result, problems: ledger.problems, sold: ledger.sold };
+  } finally {
+    await pool.end();
+  }
+}
+
 export function runScenario(
   name: ScenarioName,
   options: BenchOptions,
@@ -171,5 +236,7 @@ export function runScenario(
       return purchaseScenario(name, options, system, ids);
     case 'purchase-hot':
       return purchaseScenario(name, options, system, [ids[0]!]);
+    case 'checkout':
+      return checkoutScenario(name, options, system);
   }
 }

@@ -15,6 +15,8 @@ export interface ErrorObject {
 export interface Problem {
   detail: string;
   source?: ErrorSource;
+  /** This problem's own meta (one short line of several, say); the error's `meta` otherwise. */
+  meta?: Record<string, unknown>;
 }
 
 /**
@@ -45,14 +47,17 @@ export class AppError extends Error {
   }
 
   toErrorObjects(): ErrorObject[] {
-    return this.problems.map((p) => ({
-      status: String(this.status),
-      title: titleOf(this.status),
-      code: this.code,
-      detail: p.detail,
-      ...(p.source ? { source: p.source } : {}),
-      ...(this.meta ? { meta: this.meta } : {}),
-    }));
+    return this.problems.map((p) => {
+      const meta = p.meta ?? this.meta;
+      return {
+        status: String(this.status),
+        title: titleOf(this.status),
+        code: this.code,
+        detail: p.detail,
+        ...(p.source ? { source: p.source } : {}),
+        ...(meta ? { meta } : {}),
+      };
+    });
   }
 }
 

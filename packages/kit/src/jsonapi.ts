@@ -150,6 +150,11 @@ export const errorResponses = (...statuses: number[]) =>
 
 export const SelfLinks = Type.Object({ self: Type.String() });
 
+/** The answer to a GET whose If-None-Match names the current ETag: no body. */
+export const NotModified = Type.Null({
+  description: 'No ha cambiado desde la versión indicada en If-None-Match',
+});
+
 export const PaginationLinks = Type.Object({
   self: Type.String(),
   first: Type.String(),

@@ -45,6 +45,23 @@ describe('AppError', () => {
     });
   });
 
+  it("gives a problem its own meta where it has one, the error's otherwise", () => {
+    const error = new AppError(
+      409,
+      'insufficient_stock',
+      [
+        {
+          detail: 'corta',
+          source: { pointer: '/data/attributes/lineas/0/cantidad' },
+          meta: { disponible: 1 },
+        },
+        { detail: 'otra' },
+      ],
+      { meta: { comun: true } },
+    );
+    expect(error.toErrorObjects().map((e) => e.meta)).toEqual([{ disponible: 1 }, { comun: true }]);
+  });
+
   it('has shorthands for the common statuses', () => {
     expect(badRequest({ detail: 'x' }).status).toBe(400);
     expect(notFound('Producto no encontrado').toErrorObjects()[0]).toMatchObject({

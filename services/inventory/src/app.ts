@@ -6,13 +6,19 @@ import { Counter, Gauge } from 'prom-client';
 import type { InventoryConfig } from './config.js';
 import { startHousekeeping } from './housekeeping.js';
 import { inventoryRoutes } from './inventory/inventory.routes.js';
-import { InventoryResource, READ_ONLY } from './inventory/inventory.schemas.js';
+import { InventoryResource, MovementResource, READ_ONLY } from './inventory/inventory.schemas.js';
+import { ordersRoutes } from './orders/orders.routes.js';
+import { OrderResource } from './orders/orders.schemas.js';
 import { createNatsPublisher } from './outbox/outbox.publisher.js';
 import { createOutboxRelay } from './outbox/outbox.relay.js';
 import { createProductsClient } from './products-client.js';
 import { createPurchaseRecorder } from './purchases/purchases.batcher.js';
 import { purchasesRoutes } from './purchases/purchases.routes.js';
 import { PurchaseResource } from './purchases/purchases.schemas.js';
+import { countActive } from './reservations/reservations.repository.js';
+import { reservationsRoutes } from './reservations/reservations.routes.js';
+import { ReservationResource } from './reservations/reservations.schemas.js';
+import { startReservationSweeper } from './reservations/reservations.sweeper.js';
 
 const BREAKER_STATES = { closed: 0, open: 1, 'half-open': 2 } as const;
 
@@ -59,7 +65,10 @@ export async function buildApp(config: InventoryConfig, logger: Logger): Promise
   products.onBreakerChange((state) => breaker.set(BREAKER_STATES[state]));
 
   app.addSchema(InventoryResource);
+  app.addSchema(MovementResource);
   app.addSchema(PurchaseResource);
+  app.addSchema(OrderResource);
+  app.addSchema(ReservationResource);
   await app.register(inventoryRoutes({ pool, products }), { prefix: '/api' });
   const idempotency = {
     pool,
@@ -72,6 +81,36 @@ export async function buildApp(config: InventoryConfig, logger: Logger): Promise
     lockWaitMs: config.database.lockTimeoutMs,
   });
   await app.register(purchasesRoutes({ pool, recorder, products, outcomes, idempotency }), {
+    prefix: '/api',
+  });
+
+  const orderOutcomes = new Counter({
+    name: 'orders_total',
+    help: 'Order attempts by outcome',
+    labelNames: ['outcome'] as const,
+    registers: [metrics.registry],
+  });
+  await app.register(ordersRoutes({ pool, products, outcomes: orderOutcomes, idempotency }), {
+    prefix: '/api',
+  });
+
+  const reservationOutcomes = new Counter({
+    name: 'reservations_total',
+    help: 'Reservation attempts by outcome',
+    labelNames: ['outcome'] as const,
+    registers: [metrics.registry],
+  });
+  const log = logger.child({ component: 'reservations' });
+  new Gauge({
+    name: 'reservations_active',
+    help: 'Reservations holding stock now (estado activa)',
+    registers: [metrics.registry],
+    async collect() {
+      // Read at scrape time from the database, so every instance reports the same, exact figure.
+      this.set(await countActive(pool).catch(() => Number.NaN));
+    },
+  });
+  await app.register(reservationsRoutes({ pool, products, outcomes: reservationOutcomes, idempotency }), {
     prefix: '/api',
   });
 
@@ -91,8 +130,10 @@ export async function buildApp(config: InventoryConfig, logger: Logger): Promise
     idempotencyTtlHours: config.idempotency.ttlHours,
     outboxRetentionHours: config.outbox.retentionHours,
   });
+  const sweeper = startReservationSweeper({ pool, log, intervalMs: config.reservations.sweepMs });
   app.addHook('onClose', async () => {
     // In-flight requests have finished by now; the relay completes its batch before the pool closes.
+    await sweeper.stop();
     await relay.stop();
     await housekeeping.stop();
     await products.close();

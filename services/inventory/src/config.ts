@@ -38,6 +38,11 @@ export interface IdempotencyConfig {
   leaseSeconds: number;
 }
 
+export interface ReservationsConfig {
+  /** How often each instance looks for reservations past their time (they expire within this). */
+  sweepMs: number;
+}
+
 export interface InventoryConfig extends BaseConfig {
   databasePoolMax: number;
   /** Purchases waiting for the group-commit writer at most; beyond, a purchase is refused (503). */
@@ -48,6 +53,7 @@ export interface InventoryConfig extends BaseConfig {
   nats: NatsConfig;
   outbox: OutboxConfig;
   idempotency: IdempotencyConfig;
+  reservations: ReservationsConfig;
 }
 
 const SUBJECT_TOKEN = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
@@ -94,6 +100,10 @@ export function loadConfig(env: Record<string, string | undefined>): InventoryCo
     idempotency: {
       ttlHours: reader.int('IDEMPOTENCY_TTL_HOURS', 24, 24, 24 * 365),
       leaseSeconds: reader.int('IDEMPOTENCY_LEASE_SECONDS', 60, 1, 3_600),
+    },
+    reservations: {
+      // At most 4 s, so that a reservation's units are back within 5 s of its expira_at.
+      sweepMs: reader.int('RESERVATION_SWEEP_MS', 1_000, 50, 4_000),
     },
   };
   reader.done();

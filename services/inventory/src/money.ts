@@ -14,18 +14,26 @@ export function formatCents(cents: bigint): string {
   return `${whole}.${fraction}`;
 }
 
+/** Whether an amount fits the DECIMAL(10, 2) columns that hold totals. */
+export const fitsTotal = (cents: bigint) => cents <= MAX_CENTS;
+
 /**
  * precio × cantidad in exact integer arithmetic. A total the `total` column cannot hold is a 422:
  * the request is well formed, but this purchase cannot be recorded.
  */
-export function purchaseTotal(precio: number, cantidad: number): { unitario: string; total: string } {
+export function purchaseTotal(
+  precio: number,
+  cantidad: number,
+  pointer = '/data/attributes/cantidad',
+): { unitario: string; total: string; cents: bigint } {
   const unit = priceToCents(precio);
   const total = unit * BigInt(cantidad);
-  if (total > MAX_CENTS) {
-    throw new AppError(422, 'total_too_large', {
-      detail: 'El total de la compra supera el máximo admitido (99999999.99)',
-      source: { pointer: '/data/attributes/cantidad' },
-    });
-  }
-  return { unitario: formatCents(unit), total: formatCents(total) };
+  if (!fitsTotal(total)) throw totalTooLarge(pointer);
+  return { unitario: formatCents(unit), total: formatCents(total), cents: total };
 }
+
+export const totalTooLarge = (pointer: string) =>
+  new AppError(422, 'total_too_large', {
+    detail: 'El total de la compra supera el máximo admitido (99999999.99)',
+    source: { pointer },
+  });

@@ -44,11 +44,29 @@ class RefusedProductError extends Error {
 }
 
 /**
- * The largest answer read from Products. A product is at most a few kilobytes (a 255-character
- * name, a 5000-character description); a 50 MB answer read whole took 150 MB per purchase.
+ * The largest answer read from Products, per product asked for. A product is at most a few
+ * kilobytes (a 255-character name, a 5000-character description); a 50 MB answer read whole took
+ * 150 MB per purchase.
  */
 export const MAX_PRODUCT_RESPONSE_BYTES = 64 * 1024;
+/** The most products one `filter[id]` request asks for: an order's or a reservation's lines. */
+const MAX_PRODUCTS_PER_REQUEST = 100;
 const TOO_LARGE = 'UND_ERR_RES_EXCEEDED_MAX_SIZE';
+
+/** The body as text, or a RefusedProductError as soon as it outgrows `limit` bytes (the rest is not read). */
+async function readAtMost(body: AsyncIterable<Buffer> & { destroy(): unknown }, limit: number) {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > limit) {
+      body.destroy();
+      throw new RefusedProductError(`the answer outgrew ${limit} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
 
 const RETRYABLE_STATUSES = new Set([502, 503, 504]);
 const UNAVAILABLE = 'Servicio de productos no disponible';
@@ -69,19 +87,20 @@ const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/;
 const isTimestamp = (value: unknown): value is string => typeof value === 'string' && TIMESTAMP.test(value);
 
 /**
- * The product with id `id` from a Products document, rebuilt from its checked members, or a
- * RefusedProductError naming what is wrong: another product than the one asked for, or a price
+ * The product resource `value`, one of `ids`, rebuilt from its checked members, or a
+ * RefusedProductError naming what is wrong: another product than one asked for, or a price
  * that would be charged other than as stated (12.345 was charged 12.35; 0.001 made a 500).
  */
-function productFrom(document: unknown, id: number): ProductResource {
-  const data = (document as { data?: unknown } | null)?.data as
-    | { type?: unknown; id?: unknown; attributes?: Record<string, unknown> }
-    | undefined;
+function productFrom(value: unknown, ids: ReadonlySet<number>): ProductResource {
+  const data = value as { type?: unknown; id?: unknown; attributes?: Record<string, unknown> } | undefined;
   const attributes = data?.attributes;
   if (data?.type !== 'products' || typeof attributes !== 'object' || attributes === null) {
     throw new RefusedProductError('no product resource in the document');
   }
-  if (data.id !== String(id)) throw new RefusedProductError(`another product's id: ${String(data.id)}`);
+  const id = Number(data.id);
+  if (typeof data.id !== 'string' || data.id !== String(id) || !ids.has(id)) {
+    throw new RefusedProductError(`another product's id than those asked for: ${String(data.id)}`);
+  }
   const { nombre, precio, descripcion, created_at, updated_at } = attributes;
   if (typeof precio !== 'number' || !PRICE.test(String(precio)) || precio <= 0) {
     throw new RefusedProductError(`invalid precio: ${String(precio)}`);
@@ -110,6 +129,11 @@ export interface ProductsClient {
    */
   getProduct(id: number, requestId: string, deadline?: Deadline): Promise<ProductResource | undefined>;
   /**
+   * Several products (at most 100) in one request (`filter[id]`), by id; an id the Products service
+   * does not know is absent from the answer. The deadline bounds it as it does `getProduct`.
+   */
+  getProducts(ids: number[], requestId: string, deadline?: Deadline): Promise<Map<number, ProductResource>>;
+  /**
    * Whether the Products service answers its health check (reported, never fatal); fails at once
    * while the circuit is open.
    */
@@ -137,8 +161,9 @@ export function createProductsClient(config: ProductsClientConfig, log: Logger):
   const pool = new Pool(origin.origin, {
     connections: config.connections,
     keepAliveTimeout: 30_000,
-    // Cuts the connection once an answer outgrows this, whatever its Content-Length says.
-    maxResponseSize: MAX_PRODUCT_RESPONSE_BYTES,
+    // Cuts the connection once an answer outgrows the largest any request may read, whatever its
+    // Content-Length says; each request reads at most its own share (readAtMost).
+    maxResponseSize: MAX_PRODUCTS_PER_REQUEST * MAX_PRODUCT_RESPONSE_BYTES,
   });
 
   // Retry (outermost) sees each attempt fail; the breaker counts failed attempts; each attempt has
@@ -171,27 +196,28 @@ export function createProductsClient(config: ProductsClientConfig, log: Logger):
    * takes an EventEmitter as the abort signal: an AbortSignal per attempt (cockatiel's timeout
    * policy) cost ~50 µs of CPU per purchase, as much as the request itself; this costs a few.
    */
-  function fetchOnce(id: number, requestId: string, deadline: Deadline | undefined) {
+  function fetchOnce<T>(request: (signal: EventEmitter) => Promise<T>, deadline: Deadline | undefined) {
     const left = deadline?.remaining() ?? Number.POSITIVE_INFINITY;
     // Out of the request's time: not a failure of Products, so neither retried nor counted by the breaker.
     if (left <= 0) throw deadlineExceeded();
     const cut = left < config.timeoutMs;
     const cancel = new EventEmitter();
-    return withDeadline(requestProduct(id, requestId, cancel), cut ? left : config.timeoutMs, () => {
+    return withDeadline(request(cancel), cut ? left : config.timeoutMs, () => {
       cancel.emit('abort');
       if (cut) return deadlineExceeded();
       return new TransientProductsError(`Products did not answer within ${config.timeoutMs} ms`);
     });
   }
 
-  async function requestProduct(id: number, requestId: string, signal: EventEmitter) {
+  /** One GET of `path`: its JSON body's `data` on 200, undefined on 404, an error otherwise. */
+  async function requestData(path: string, products: number, requestId: string, signal: EventEmitter) {
     const response = await pool.request({
       method: 'GET',
-      path: `${basePath}/api/products/${id}`,
+      path: `${basePath}${path}`,
       headers: { 'x-api-key': config.apiKey, accept: 'application/vnd.api+json', 'x-request-id': requestId },
       signal,
     });
-    const body = await response.body.text();
+    const body = await readAtMost(response.body, products * MAX_PRODUCT_RESPONSE_BYTES);
     if (response.statusCode === 404) return undefined;
     if (RETRYABLE_STATUSES.has(response.statusCode)) {
       throw new TransientProductsError(`Products answered ${response.statusCode}`);
@@ -206,25 +232,52 @@ export function createProductsClient(config: ProductsClientConfig, log: Logger):
     } catch {
       throw new RefusedProductError('the answer is not JSON');
     }
-    return productFrom(document, id);
+    if (typeof document !== 'object' || document === null || !('data' in document)) {
+      throw new RefusedProductError('no product resource in the document');
+    }
+    return document.data;
+  }
+
+  async function requestProduct(id: number, requestId: string, signal: EventEmitter) {
+    const data = await requestData(`/api/products/${id}`, 1, requestId, signal);
+    return data === undefined ? undefined : productFrom(data, new Set([id]));
+  }
+
+  async function requestProducts(ids: number[], requestId: string, signal: EventEmitter) {
+    const data = await requestData(
+      `/api/products?filter[id]=${ids.join(',')}&page[size]=${ids.length}`,
+      ids.length,
+      requestId,
+      signal,
+    );
+    if (!Array.isArray(data)) throw new RefusedProductError('no collection of products in the document');
+    const wanted = new Set(ids);
+    return new Map(data.map((value) => productFrom(value, wanted)).map((p) => [Number(p.id), p]));
+  }
+
+  /** A call through the policy; any failure to get an answer is a 503 for the client. */
+  async function call<T>(
+    request: (signal: EventEmitter) => Promise<T>,
+    deadline: Deadline | undefined,
+    context: Record<string, unknown>,
+  ) {
+    try {
+      return await policy.execute(() => fetchOnce(request, deadline));
+    } catch (err) {
+      if (err instanceof AppError) throw err;
+      if (err instanceof BrokenCircuitError) log.debug('Products circuit open: failing fast');
+      else if (err instanceof RefusedProductError || (err as { code?: unknown }).code === TOO_LARGE) {
+        log.warn({ ...context, reason: (err as Error).message }, 'refused the product Products answered');
+      } else log.error({ err, ...context }, 'Products service call failed');
+      throw serviceUnavailable(UNAVAILABLE, err);
+    }
   }
 
   return {
-    async getProduct(id, requestId, deadline) {
-      try {
-        return await policy.execute(() => fetchOnce(id, requestId, deadline));
-      } catch (err) {
-        if (err instanceof AppError) throw err;
-        if (err instanceof BrokenCircuitError) log.debug('Products circuit open: failing fast');
-        else if (err instanceof RefusedProductError || (err as { code?: unknown }).code === TOO_LARGE) {
-          log.warn(
-            { productId: id, reason: (err as Error).message },
-            'refused the product Products answered',
-          );
-        } else log.error({ err, productId: id }, 'Products service call failed');
-        throw serviceUnavailable(UNAVAILABLE, err);
-      }
-    },
+    getProduct: (id, requestId, deadline) =>
+      call((signal) => requestProduct(id, requestId, signal), deadline, { productId: id }),
+    getProducts: (ids, requestId, deadline) =>
+      call((signal) => requestProducts(ids, requestId, signal), deadline, { productIds: ids }),
     async ping() {
       // Through the breaker: an open circuit answers at once, without a call to a service known down.
       await breaker.execute(async () => {

@@ -14,6 +14,7 @@ import {
   adjustmentBody,
   buildInventory,
   createProductIn,
+  expectLedgerBalanced,
   expectUnbrokenChain,
   historyOf,
   JSONAPI,
@@ -79,6 +80,7 @@ it('two instances selling one product at once: exactly the stock is sold', async
   expect(outcomes.filter((o) => o.status === 409)).toHaveLength(163);
   expect(byInstance.every((n) => n > 0)).toBe(true);
   expect(await stockOf(db, id)).toBe(0);
+  await expectLedgerBalanced(db);
   expect(await historyOf(db, id)).toEqual({ rows: 37, units: 37 });
 });
 
@@ -123,6 +125,7 @@ it('two instances, mixed purchases and adjustments: final = initial + Σ adjustm
   expect(outcomes.every((o) => o.status === 201 || (o.kind === 'purchase' && o.status === 409))).toBe(true);
   expect(final).toBeGreaterThanOrEqual(0);
   expect(final).toBe(initial + addedUnits - soldUnits);
+  await expectLedgerBalanced(db);
   expect(await historyOf(db, id)).toEqual({ rows: sold.length, units: soldUnits });
   expectUnbrokenChain(await stockEvents(db, id), 0, final);
 });

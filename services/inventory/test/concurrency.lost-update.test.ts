@@ -11,6 +11,7 @@
 import { expect, it } from 'vitest';
 import {
   adjustmentBody,
+  expectLedgerBalanced,
   expectUnbrokenChain,
   historyOf,
   purchaseBody,
@@ -70,6 +71,7 @@ it('adjustments racing purchases lose no update: final = initial + Σ adjustment
       `${initial} → ${final} in ${ms} ms`,
   );
   expect(final).toBe(initial + adjusted - purchased);
+  await expectLedgerBalanced(ctx.db());
   expect(await historyOf(ctx.db(), id)).toEqual({ rows: 100, units: purchased });
   const events = await stockEvents(ctx.db(), id);
   expect(events).toHaveLength(1 + ops.length);
@@ -84,6 +86,7 @@ it('concurrent first changes of a product without a stock row create it once and
   expect(outcomes.map((o) => o.status)).toEqual(Array(40).fill(201));
   const added = outcomes.reduce((sum, o) => sum + o.n, 0);
   expect(await stockOf(ctx.db(), id)).toBe(added);
+  await expectLedgerBalanced(ctx.db());
   expectUnbrokenChain(await stockEvents(ctx.db(), id), 0, added);
 });
 
@@ -112,6 +115,7 @@ it('negative adjustments racing purchases for the last units never take the stoc
   );
   expect(final).toBeGreaterThanOrEqual(0);
   expect(final).toBe(initial - taken);
+  await expectLedgerBalanced(ctx.db());
   expectUnbrokenChain(await stockEvents(ctx.db(), id), 0, final);
 });
 

@@ -10,6 +10,7 @@
 import { expect, it } from 'vitest';
 import {
   type ErrorObject,
+  expectLedgerBalanced,
   expectUnbrokenChain,
   historyOf,
   purchaseBody,
@@ -70,6 +71,7 @@ it('200 concurrent buyers of 1 unit against stock 37: exactly 37 sales', async (
     expect(error.meta).toEqual({ disponible: 0 });
   }
   expect(await stockOf(ctx.db(), id)).toBe(0);
+  await expectLedgerBalanced(ctx.db());
   expect(await historyOf(ctx.db(), id)).toEqual({ rows: 37, units: 37 });
   expect(await purchaseEvents(id)).toBe(37);
   expectUnbrokenChain(await stockEvents(ctx.db(), id), 0, 0);

@@ -78,6 +78,8 @@ it('create a product, set its stock, buy, read the history and the stock', async
     precio_unitario: 3.35,
     total: 10.05,
     created_at: expect.stringMatching(ISO_UTC),
+    estado: 'completada',
+    cancelada_at: null,
   });
   expect(bought.json().included).toEqual([product]);
 

@@ -2,6 +2,7 @@ import { createServer, type IncomingHttpHeaders, type Server, type ServerRespons
 import type { AddressInfo, Socket } from 'node:net';
 import type { App } from '@catalogo/kit/app';
 import pino from 'pino';
+import { Agent, fetch } from 'undici';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/database.js';
 import { send, TEST_API_KEY } from '../../../test/support/inject.js';
@@ -17,6 +18,7 @@ import { buildApp as buildProducts } from '../../products/src/app.js';
 import { loadConfig as loadProductsConfig } from '../../products/src/config.js';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
+import { ledgerMismatches } from '../src/stock/stock.repository.js';
 
 export { type Answer, answerOf, type ErrorObject, JSONAPI, type Source };
 
@@ -130,12 +132,81 @@ export function useInventoryApp(env: Record<string, string> = {}): InventoryHarn
   };
 }
 
+export interface Instances {
+  db: () => TestDatabase;
+  products: () => Awaited<ReturnType<typeof startProducts>>;
+  /** Inventory app `i` (modulo the number of instances). */
+  app: (i: number) => App;
+  /** A request with the test key over real HTTP to instance `i` (modulo the number of instances). */
+  call: (
+    i: number,
+    method: 'POST' | 'PATCH' | 'GET',
+    path: string,
+    body?: unknown,
+  ) => Promise<{ status: number; body: { data: { id: string; attributes: Record<string, unknown> } } }>;
+}
+
+/**
+ * `count` Inventory instances on ONE database, each listening on a real port, and a Products service,
+ * for one test file: no in-process lock or cache may be what keeps the stock right.
+ */
+export function useInstances(count: number, env: Record<string, string> = {}): Instances {
+  let products: Awaited<ReturnType<typeof startProducts>>;
+  let db: TestDatabase;
+  const instances: { app: App; url: string }[] = [];
+  // Enough sockets that every request of a burst is in flight at once rather than queued client-side.
+  const agent = new Agent({ connections: 128 });
+  beforeAll(async () => {
+    products = await startProducts();
+    db = await createTestDatabase('inventory');
+    for (let i = 0; i < count; i++) {
+      const app = await buildInventory(db.url, products.url, { DATABASE_POOL_MAX: '8', ...env });
+      instances.push({ app, url: await app.listen({ host: '127.0.0.1', port: 0 }) });
+    }
+  });
+  afterAll(async () => {
+    for (const { app } of instances) await app.close();
+    await agent.close();
+    await products?.close();
+    await db?.drop();
+  });
+  return {
+    db: () => db,
+    products: () => products,
+    app: (i) => instances[i % count]!.app,
+    call: async (i, method, path, body) => {
+      const res = await fetch(`${instances[i % count]!.url}${path}`, {
+        method,
+        headers: { 'x-api-key': API_KEY, 'content-type': JSONAPI },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        dispatcher: agent,
+      });
+      return {
+        status: res.status,
+        body: (await res.json()) as Awaited<ReturnType<Instances['call']>>['body'],
+      };
+    },
+  };
+}
+
 export const purchaseBody = (producto_id: number, cantidad: number) => ({
   data: { type: 'purchases', attributes: { producto_id, cantidad } },
 });
 
 export const setBody = (id: number | string, attributes: Record<string, unknown>) => ({
   data: { type: 'inventories', id: String(id), attributes },
+});
+
+export const orderBody = (lineas: { producto_id: number; cantidad: number }[]) => ({
+  data: { type: 'orders', attributes: { lineas } },
+});
+
+export const reservationBody = (lineas: { producto_id: number; cantidad: number }[], expira_en?: number) => ({
+  data: { type: 'reservations', attributes: { lineas, ...(expira_en === undefined ? {} : { expira_en }) } },
+});
+
+export const reservationPatch = (id: string, estado: string) => ({
+  data: { type: 'reservations', id, attributes: { estado } },
 });
 
 export const adjustmentBody = (attributes: Record<string, unknown>) => ({
@@ -164,19 +235,33 @@ export const expectError = (
  * marking events as published does not count as a change).
  */
 export async function databaseState(db: TestDatabase) {
-  const [inventario, historial, outbox] = await Promise.all([
+  const [inventario, historial, outbox, movimientos, pedidos, reservas] = await Promise.all([
     db.pool.query(
-      'SELECT producto_id, cantidad, updated_at::text AS updated_at FROM inventario ORDER BY producto_id',
+      `SELECT producto_id, cantidad, reservado, updated_at::text AS updated_at
+         FROM inventario ORDER BY producto_id`,
     ),
     db.pool.query(
-      `SELECT id, producto_id, cantidad, precio_unitario::text AS precio_unitario, total::text AS total
+      `SELECT id, producto_id, cantidad, precio_unitario::text AS precio_unitario, total::text AS total,
+              estado, cancelada_at::text AS cancelada_at, pedido_id
          FROM historial_compras ORDER BY id`,
     ),
     db.pool.query(
       'SELECT type, producto_id, count(*)::int AS n FROM outbox GROUP BY type, producto_id ORDER BY 1, 2',
     ),
+    db.pool.query(
+      'SELECT count(*)::int AS n, coalesce(max(id), 0)::text AS last FROM movimientos_inventario',
+    ),
+    db.pool.query('SELECT id, estado, cancelado_at::text AS cancelado_at FROM pedidos ORDER BY id'),
+    db.pool.query('SELECT id, estado FROM reservas ORDER BY id'),
   ]);
-  return { inventario: inventario.rows, historial: historial.rows, outbox: outbox.rows };
+  return {
+    inventario: inventario.rows,
+    historial: historial.rows,
+    outbox: outbox.rows,
+    movimientos: movimientos.rows,
+    pedidos: pedidos.rows,
+    reservas: reservas.rows,
+  };
 }
 
 /** Runs `action` and asserts that it left the Inventory database exactly as it found it. */
@@ -185,6 +270,46 @@ export async function expectNoWrite<T>(db: TestDatabase, action: () => Promise<T
   const result = await action();
   expect(await databaseState(db)).toEqual(before);
   return result;
+}
+
+/**
+ * Asserts the ledger invariant for every product of the database: Σ delta = cantidad and
+ * Σ delta_reservado = reservado.
+ */
+export async function expectLedgerBalanced(db: TestDatabase): Promise<void> {
+  expect(await ledgerMismatches(db.pool)).toEqual([]);
+}
+
+/**
+ * Asserts the books of a product: cantidad + reservado + Σ sold − Σ cancelled = `expected` (its
+ * initial stock plus the adjustments made since), with neither quantity below 0.
+ */
+export async function expectBooks(db: TestDatabase, productoId: number, expected: number): Promise<void> {
+  const { rows } = await db.pool.query<{
+    cantidad: number;
+    reservado: number;
+    sold: number;
+    cancelled: number;
+  }>(
+    `SELECT coalesce((SELECT cantidad FROM inventario WHERE producto_id = $1), 0) AS cantidad,
+            coalesce((SELECT reservado FROM inventario WHERE producto_id = $1), 0) AS reservado,
+            (SELECT coalesce(sum(cantidad), 0)::int FROM historial_compras WHERE producto_id = $1) AS sold,
+            (SELECT coalesce(sum(cantidad), 0)::int FROM historial_compras
+              WHERE producto_id = $1 AND estado = 'cancelada') AS cancelled`,
+    [productoId],
+  );
+  const { cantidad, reservado, sold, cancelled } = rows[0]!;
+  expect(cantidad, `cantidad of ${productoId}`).toBeGreaterThanOrEqual(0);
+  expect(reservado, `reservado of ${productoId}`).toBeGreaterThanOrEqual(0);
+  expect(cantidad + reservado + sold - cancelled, `books of product ${productoId}`).toBe(expected);
+}
+
+/** Deadlocks PostgreSQL has detected in the database so far. */
+export async function deadlocks(db: TestDatabase): Promise<number> {
+  const { rows } = await db.pool.query<{ n: number }>(
+    'SELECT deadlocks::int AS n FROM pg_stat_database WHERE datname = current_database()',
+  );
+  return rows[0]!.n;
 }
 
 /** The stored quantity of a product, or undefined when it has no inventory row. */
@@ -378,6 +503,15 @@ export async function startFakeProducts(initial: FakeBehaviour = 'ok'): Promise<
     }
     if (req.url?.endsWith('/health')) {
       answer(res, 200, { status: 'ok' });
+      return;
+    }
+    const list = /\/api\/products\?filter\[id\]=([\d,]+)/.exec(decodeURIComponent(req.url ?? ''))?.[1];
+    if (list !== undefined) {
+      const found = list.split(',').flatMap((raw) => {
+        const precio = fake.prices.get(Number(raw));
+        return precio === undefined ? [] : [fakeProduct(Number(raw), precio)];
+      });
+      answer(res, 200, { data: found, links: { self: req.url } });
       return;
     }
     const id = Number(/\/api\/products\/(\d+)$/.exec(req.url ?? '')?.[1]);

@@ -55,7 +55,12 @@ describe('GET /api/inventory', () => {
       [900_001, 900_003].map((id) => ({
         type: 'inventories',
         id: String(id),
-        attributes: { producto_id: id, cantidad: 7, updated_at: expect.stringMatching(ISO_UTC) },
+        attributes: {
+          producto_id: id,
+          cantidad: 7,
+          reservado: 0,
+          updated_at: expect.stringMatching(ISO_UTC),
+        },
         relationships: { product: { data: { type: 'products', id: String(id) } } },
         links: { self: `/api/inventory/${id}` },
       })),
@@ -135,7 +140,12 @@ describe('GET /api/inventory/{id}', () => {
       data: {
         type: 'inventories',
         id: String(id),
-        attributes: { producto_id: id, cantidad: 42, updated_at: expect.stringMatching(ISO_UTC) },
+        attributes: {
+          producto_id: id,
+          cantidad: 42,
+          reservado: 0,
+          updated_at: expect.stringMatching(ISO_UTC),
+        },
         relationships: { product: { data: { type: 'products', id: String(id) } } },
         links: { self: `/api/inventory/${id}` },
       },
@@ -153,6 +163,7 @@ describe('GET /api/inventory/{id}', () => {
     expect(res.json().data.attributes).toEqual({
       producto_id: id,
       cantidad: 0,
+      reservado: 0,
       updated_at: product.attributes.created_at,
     });
     expect(product.attributes.created_at).toMatch(ISO_UTC);

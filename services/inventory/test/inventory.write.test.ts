@@ -39,7 +39,12 @@ describe('PATCH /api/inventory/{id} — success', () => {
       data: {
         type: 'inventories',
         id: String(id),
-        attributes: { producto_id: id, cantidad: 15, updated_at: expect.stringMatching(ISO_UTC) },
+        attributes: {
+          producto_id: id,
+          cantidad: 15,
+          reservado: 0,
+          updated_at: expect.stringMatching(ISO_UTC),
+        },
         relationships: { product: { data: { type: 'products', id: String(id) } } },
         links: { self: `/api/inventory/${id}` },
       },
@@ -184,7 +189,12 @@ describe('POST /api/inventory/{id}/adjustments', () => {
       data: {
         type: 'inventories',
         id: String(id),
-        attributes: { producto_id: id, cantidad: 15, updated_at: expect.stringMatching(ISO_UTC) },
+        attributes: {
+          producto_id: id,
+          cantidad: 15,
+          reservado: 0,
+          updated_at: expect.stringMatching(ISO_UTC),
+        },
         relationships: { product: { data: { type: 'products', id: String(id) } } },
         links: { self: `/api/inventory/${id}` },
       },

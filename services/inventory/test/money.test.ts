@@ -45,7 +45,7 @@ describe('formatCents', () => {
 describe('purchaseTotal', () => {
   it('0.1 × 3 is exactly 0.30, not 0.30000000000000004', () => {
     expect(0.1 * 3).not.toBe(0.3);
-    expect(purchaseTotal(0.1, 3)).toEqual({ unitario: '0.10', total: '0.30' });
+    expect(purchaseTotal(0.1, 3)).toEqual({ unitario: '0.10', total: '0.30', cents: 30n });
   });
 
   it.each([

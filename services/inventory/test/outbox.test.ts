@@ -57,6 +57,16 @@ async function eventsOf(productoId: number) {
   return rows;
 }
 
+/** An `inventory.updated` payload: `cantidad` from → to, `reservado` unchanged at 0. */
+const stockChange = (producto_id: number, [from, to]: [number, number], causa: string) => ({
+  producto_id,
+  cantidad_anterior: from,
+  cantidad: to,
+  reservado_anterior: 0,
+  reservado: 0,
+  causa,
+});
+
 async function drain(relay: { relayOnce: () => Promise<number> }) {
   while ((await relay.relayOnce()) > 0);
 }
@@ -80,21 +90,19 @@ describe('events written with each change', () => {
 
     const events = await eventsOf(id);
     expect(events.map((e) => ({ type: e.type, data: e.data }))).toEqual([
-      {
-        type: 'inventory.updated',
-        data: { producto_id: id, cantidad_anterior: 0, cantidad: 10, causa: 'set' },
-      },
-      {
-        type: 'inventory.updated',
-        data: { producto_id: id, cantidad_anterior: 10, cantidad: 7, causa: 'adjustment' },
-      },
+      { type: 'inventory.updated', data: stockChange(id, [0, 10], 'set') },
+      { type: 'inventory.updated', data: stockChange(id, [10, 7], 'adjustment') },
+      { type: 'inventory.updated', data: stockChange(id, [7, 5], 'purchase') },
       {
         type: 'purchase.completed',
-        data: { purchase_id: purchaseId, producto_id: id, cantidad: 2, precio_unitario: 19.99, total: 39.98 },
-      },
-      {
-        type: 'inventory.updated',
-        data: { producto_id: id, cantidad_anterior: 7, cantidad: 5, causa: 'purchase' },
+        data: {
+          purchase_id: purchaseId,
+          producto_id: id,
+          cantidad: 2,
+          precio_unitario: 19.99,
+          total: 39.98,
+          order_id: null,
+        },
       },
     ]);
     expect(typeof purchaseId).toBe('string');
@@ -110,7 +118,14 @@ describe('events written with each change', () => {
     expect(bought.statusCode).toBe(201);
     const completed = (await eventsOf(id)).filter((e) => e.type === 'purchase.completed');
     expect(completed.map((e) => e.data)).toEqual([
-      { purchase_id: bought.json().data.id, producto_id: id, cantidad: 3, precio_unitario: 0.1, total: 0.3 },
+      {
+        purchase_id: bought.json().data.id,
+        producto_id: id,
+        cantidad: 3,
+        precio_unitario: 0.1,
+        total: 0.3,
+        order_id: null,
+      },
     ]);
     const replay = await inject('POST', '/api/purchases', purchaseBody(id, 3), {
       'idempotency-key': `k-${id}`,

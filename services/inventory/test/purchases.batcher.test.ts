@@ -24,6 +24,7 @@ import {
   recordPurchase,
   recordPurchases,
 } from '../src/purchases/purchases.repository.js';
+import { ledgerMismatches, moveStock } from '../src/stock/stock.repository.js';
 
 let db: TestDatabase;
 beforeAll(async () => {
@@ -36,7 +37,8 @@ afterAll(async () => {
 let nextId = 5000;
 async function stocked(cantidad: number): Promise<number> {
   const id = nextId++;
-  await db.pool.query('INSERT INTO inventario (producto_id, cantidad) VALUES ($1, $2)', [id, cantidad]);
+  await db.pool.query('INSERT INTO inventario (producto_id, cantidad) VALUES ($1, 0)', [id]);
+  await moveStock(db.pool, { productoId: id, causa: 'set', delta: cantidad });
   return id;
 }
 
@@ -52,7 +54,8 @@ async function books(id: number) {
     `SELECT (SELECT cantidad FROM inventario WHERE producto_id = $1) AS stock,
             (SELECT coalesce(sum(cantidad), 0)::int FROM historial_compras WHERE producto_id = $1) AS sold,
             (SELECT count(*)::int FROM historial_compras WHERE producto_id = $1) AS rows,
-            (SELECT count(*)::int FROM outbox WHERE producto_id = $1) AS events`,
+            (SELECT count(*)::int FROM outbox
+              WHERE producto_id = $1 AND data->>'causa' IS DISTINCT FROM 'set') AS events`,
     [id],
   );
   return rows[0]!;
@@ -159,6 +162,25 @@ describe('the purchase recorder', () => {
     };
     expect(await events(batched)).toEqual(await events(alone));
     expect(await books(batched)).toEqual(await books(alone));
+    // The ledger too: one movement per purchase granted, naming it, and none for a refusal.
+    const movements = async (id: number) => {
+      const { rows } = await db.pool.query<Record<string, unknown>>(
+        `SELECT m.causa, m.delta, m.delta_reservado, m.cantidad, m.reservado, m.reason, m.source_type,
+                c.cantidad AS source_cantidad
+         FROM movimientos_inventario m LEFT JOIN historial_compras c ON c.id = m.source_id
+         WHERE m.producto_id = $1 ORDER BY m.id`,
+        [id],
+      );
+      return rows;
+    };
+    const ledger = await movements(batched);
+    expect(ledger).toEqual(await movements(alone));
+    expect(ledger.map((m) => [m.causa, m.delta, m.cantidad, m.source_type, m.source_cantidad])).toEqual([
+      ['set', 6, 6, null, null],
+      ['purchase', -2, 4, 'purchases', 2],
+      ['purchase', -1, 3, 'purchases', 1],
+      ['purchase', -3, 0, 'purchases', 3],
+    ]);
   });
 
   it('never sells more than the stock, whatever the batches: 300 buyers of 1–3 units, stock 100', async () => {
@@ -178,6 +200,7 @@ describe('the purchase recorder', () => {
     expect(count).toBeGreaterThanOrEqual(1 + Math.ceil(299 / MAX_BATCH));
     expect(count).toBeLessThan(300);
     expect(await books(id)).toMatchObject({ stock: 0, sold: 100 });
+    expect(await ledgerMismatches(db.pool)).toEqual([]);
     // Each refusal reports a stock too small for it.
     outcomes.forEach((o, i) => {
       if (!o.ok) expect(o.disponible).toBeLessThan(asked[i]!);

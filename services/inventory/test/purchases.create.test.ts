@@ -67,8 +67,13 @@ describe('POST /api/purchases — success', () => {
           precio_unitario: 19.99,
           total: 59.97,
           created_at: expect.stringMatching(ISO_UTC),
+          estado: 'completada',
+          cancelada_at: null,
         },
-        relationships: { product: { data: { type: 'products', id: String(id) } } },
+        relationships: {
+          product: { data: { type: 'products', id: String(id) } },
+          order: { data: null },
+        },
         links: { self: `/api/purchases/${purchaseId}` },
       },
       included: [product.json().data],
@@ -78,7 +83,14 @@ describe('POST /api/purchases — success', () => {
     expect(await stored(purchaseId)).toEqual({
       row: { producto_id: id, cantidad: 3, precio_unitario: '19.99', total: '59.97' },
       events: [
-        { purchase_id: purchaseId, producto_id: id, cantidad: 3, precio_unitario: 19.99, total: 59.97 },
+        {
+          purchase_id: purchaseId,
+          producto_id: id,
+          cantidad: 3,
+          precio_unitario: 19.99,
+          total: 59.97,
+          order_id: null,
+        },
       ],
     });
     expect((await stockEvents(ctx.db(), id)).at(-1)).toEqual({

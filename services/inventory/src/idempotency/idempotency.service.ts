@@ -1,8 +1,11 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Queryable } from '@catalogo/kit/db';
 import { AppError, errorDocument } from '@catalogo/kit/errors';
+import { MEDIA_TYPE } from '@catalogo/kit/jsonapi';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type pg from 'pg';
 import type { Logger } from 'pino';
+import type { Counter } from 'prom-client';
 import {
   completeClaim,
   findKey,
@@ -29,6 +32,16 @@ export function parseIdempotencyKey(value: string | string[] | undefined): strin
     detail: 'La cabecera Idempotency-Key debe tener entre 1 y 255 caracteres ASCII visibles',
     source,
   });
+}
+
+/**
+ * Sends a stored response as its exact bytes, bypassing the schema serializer, with its Location and
+ * `Idempotent-Replayed: true` when it is a replay.
+ */
+export function sendStored(reply: FastifyReply, response: StoredResponse, replayed = false) {
+  if (replayed) reply.header('idempotent-replayed', 'true');
+  if (response.location !== null) reply.header('location', response.location);
+  return reply.code(response.status).type(MEDIA_TYPE).send(response.body);
 }
 
 /** JSON with object members in code-point order at every level: equal documents, equal text. */
@@ -148,4 +161,33 @@ export async function idempotent(
     );
     throw err;
   }
+}
+
+/**
+ * A creation (POST) under an idempotency key, counted in `outcomes`: claimed, run and stored once,
+ * replayed afterwards. `work` counts its own outcome; a refusal at the claim (409 in flight, 422 for
+ * another request) happens before it and is counted here.
+ */
+export async function keyedCreate(
+  deps: { idempotency: IdempotencyDeps; outcomes: Counter<'outcome'> },
+  request: FastifyRequest,
+  key: string,
+  endpoint: string,
+  work: (store: StoreResponse) => Promise<StoredResponse>,
+): Promise<{ response: StoredResponse; replayed: boolean }> {
+  let processed = false;
+  const result = await idempotent(
+    deps.idempotency,
+    { clientId: request.clientId, key, fingerprint: fingerprintOf(endpoint, request.body) },
+    (store) => {
+      processed = true;
+      return work(store);
+    },
+  ).catch((err: unknown) => {
+    if (!processed)
+      deps.outcomes.inc({ outcome: err instanceof AppError ? 'idempotency_conflict' : 'error' });
+    throw err;
+  });
+  if (result.replayed) deps.outcomes.inc({ outcome: 'replayed' });
+  return result;
 }

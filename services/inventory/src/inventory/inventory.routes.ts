@@ -1,11 +1,14 @@
 import type { App } from '@catalogo/kit/app';
 import { withTransaction } from '@catalogo/kit/db';
-import { AppError, badRequest, notFound } from '@catalogo/kit/errors';
-import { checkResourceIdentity, MAX_INT, parseIdParam } from '@catalogo/kit/jsonapi';
+import { badRequest, notFound } from '@catalogo/kit/errors';
+import { checkIfMatch, notModified, strongEtag } from '@catalogo/kit/etag';
+import { checkResourceIdentity, parseIdParam } from '@catalogo/kit/jsonapi';
 import { cursorPage, cursorResult } from '@catalogo/kit/query';
 import type { FastifyRequest } from 'fastify';
 import type pg from 'pg';
 import type { ProductResource, ProductsClient } from '../products-client.js';
+import { listMovements, lockStock, type MovementRow } from '../stock/stock.repository.js';
+import { adjustStock, setStock } from '../stock/stock.service.js';
 import * as repo from './inventory.repository.js';
 import {
   ADJUSTMENT_TYPE,
@@ -18,6 +21,11 @@ import {
   InventoryQuery,
   type InventoryResourceT,
   listErrors,
+  MOVEMENT_TYPE,
+  MovementCollection,
+  MovementQuery,
+  type MovementResourceT,
+  movementErrors,
   readErrors,
   SetBody,
   setErrors,
@@ -26,20 +34,56 @@ import {
 const BASE = '/api/inventory';
 const tags = ['inventory'];
 export const PRODUCT_NOT_FOUND = 'Producto no encontrado';
-export const INSUFFICIENT = 'Inventario insuficiente';
 
 export function toInventoryResource(
   productoId: number,
-  row: Pick<repo.InventoryRow, 'cantidad' | 'updated_at'>,
+  row: Pick<repo.InventoryRow, 'cantidad' | 'reservado' | 'updated_at'>,
 ): InventoryResourceT {
   return {
     type: INVENTORY_TYPE,
     id: String(productoId),
-    attributes: { producto_id: productoId, cantidad: row.cantidad, updated_at: row.updated_at },
+    attributes: {
+      producto_id: productoId,
+      cantidad: row.cantidad,
+      reservado: row.reservado,
+      updated_at: row.updated_at,
+    },
     relationships: { product: { data: { type: 'products', id: String(productoId) } } },
     links: { self: `${BASE}/${productoId}` },
   };
 }
+
+export function toMovementResource(row: MovementRow): MovementResourceT {
+  return {
+    type: MOVEMENT_TYPE,
+    id: row.id,
+    attributes: {
+      producto_id: row.producto_id,
+      causa: row.causa,
+      delta: row.delta,
+      delta_reservado: row.delta_reservado,
+      cantidad: row.cantidad,
+      reservado: row.reservado,
+      reason: row.reason,
+      created_at: row.created_at,
+    },
+    relationships: {
+      source: {
+        data:
+          row.source_type === null || row.source_id === null
+            ? null
+            : { type: row.source_type, id: String(row.source_id) },
+      },
+    },
+  };
+}
+
+/**
+ * The inventory document's entity tag: its stock's version (the latest movement) and the version of
+ * the product it includes, so it changes with every stock change and every change of the product.
+ */
+export const inventoryEtag = (productoId: number, version: string, product: ProductResource) =>
+  strongEtag(`inventory:${productoId}:${version}:${String(product.attributes.updated_at)}`);
 
 const single = (resource: InventoryResourceT, product: ProductResource) => ({
   data: resource,
@@ -60,15 +104,23 @@ export function inventoryRoutes({ pool, products }: InventoryDeps) {
   }
 
   /**
-   * Every stock change goes the same way: lock the row (creating it at 0 if missing), compute the
-   * new quantity from the locked value, write it with its event. Concurrent purchases wait on the
-   * same row lock, so no update is lost.
+   * A stock change (stock.service.ts) in its own transaction, answering the row as it left it and its
+   * entity tag. With If-Match, the version it names is checked on the locked row before the change.
    */
-  async function changeStock(productoId: number, causa: repo.Causa, next: (current: number) => number) {
+  async function changeStock(
+    productoId: number,
+    product: ProductResource,
+    ifMatch: string | string[] | undefined,
+    change: (tx: pg.PoolClient) => Promise<unknown>,
+  ) {
     return withTransaction(pool, async (tx) => {
-      const anterior = await repo.lockStock(tx, productoId);
-      const cantidad = next(anterior);
-      return repo.writeStock(tx, { productoId, anterior, cantidad, causa });
+      if (ifMatch !== undefined) {
+        await lockStock(tx, productoId);
+        checkIfMatch(ifMatch, inventoryEtag(productoId, await repo.stockVersion(tx, productoId), product));
+      }
+      await change(tx);
+      const row = (await repo.findInventory(tx, productoId))!;
+      return { row, etag: inventoryEtag(productoId, await repo.stockVersion(tx, productoId), product) };
     });
   }
 
@@ -104,11 +156,18 @@ export function inventoryRoutes({ pool, products }: InventoryDeps) {
           response: { 200: InventoryDocument, ...readErrors },
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const id = parseIdParam(request.params.id);
-        const [product, row] = await Promise.all([productOr404(id, request), repo.findInventory(pool, id)]);
+        const [product, row, version] = await Promise.all([
+          productOr404(id, request),
+          repo.findInventory(pool, id),
+          repo.stockVersion(pool, id),
+        ]);
+        const etag = inventoryEtag(id, version, product);
+        reply.header('etag', etag);
+        if (notModified(request.headers['if-none-match'], etag)) return reply.code(304).send(null);
         // No row: the quantity has been 0 since the product was created, so that is when it last changed.
-        const stock = row ?? { cantidad: 0, updated_at: product.attributes.created_at };
+        const stock = row ?? { cantidad: 0, reservado: 0, updated_at: product.attributes.created_at };
         return single(toInventoryResource(id, stock), product);
       },
     );
@@ -129,11 +188,14 @@ export function inventoryRoutes({ pool, products }: InventoryDeps) {
           checkResourceIdentity(request.body, { type: INVENTORY_TYPE, mode: 'update', id });
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const id = parseIdParam(request.params.id);
         const product = await productOr404(id, request);
         const { cantidad } = request.body.data.attributes;
-        const row = await changeStock(id, 'set', () => cantidad);
+        const { row, etag } = await changeStock(id, product, request.headers['if-match'], (tx) =>
+          setStock(tx, id, cantidad),
+        );
+        reply.header('etag', etag);
         request.log.info({ productoId: id, cantidad }, 'stock set');
         return single(toInventoryResource(id, row), product);
       },
@@ -164,28 +226,39 @@ export function inventoryRoutes({ pool, products }: InventoryDeps) {
           });
         }
         const product = await productOr404(id, request);
-        const row = await changeStock(id, 'adjustment', (current) => {
-          const next = current + delta;
-          if (next < 0)
-            throw new AppError(
-              409,
-              'insufficient_stock',
-              { detail: INSUFFICIENT },
-              { meta: { disponible: current } },
-            );
-          if (next > MAX_INT) {
-            throw new AppError(
-              409,
-              'stock_overflow',
-              { detail: `La cantidad resultante superaría el máximo (${MAX_INT})` },
-              { meta: { disponible: current } },
-            );
-          }
-          return next;
-        });
+        const { row, etag } = await changeStock(id, product, undefined, (tx) =>
+          adjustStock(tx, id, delta, reason),
+        );
+        reply.header('etag', etag);
         request.log.info({ productoId: id, delta, reason, cantidad: row.cantidad }, 'stock adjusted');
         reply.code(201);
         return single(toInventoryResource(id, row), product);
+      },
+    );
+
+    app.get(
+      '/inventory/:id/movements',
+      {
+        schema: {
+          tags,
+          summary: 'Libro de stock de un producto, del movimiento más reciente al más antiguo',
+          params: IdParams,
+          querystring: MovementQuery,
+          response: { 200: MovementCollection, ...movementErrors },
+        },
+      },
+      async (request) => {
+        const id = parseIdParam(request.params.id);
+        const page = cursorPage(request.query);
+        const rows = await listMovements(pool, {
+          productoId: id,
+          ...(page.after !== undefined ? { before: page.after } : {}),
+          limit: page.fetch,
+        });
+        // A product with movements had a stock row, so it existed; only an empty ledger asks Products.
+        if (rows.length === 0 && page.after === undefined) await productOr404(id, request);
+        const result = cursorResult(rows, page, `${BASE}/${id}/movements`, {}, (row) => Number(row.id));
+        return { data: result.data.map(toMovementResource), links: result.links };
       },
     );
   };

@@ -7,6 +7,10 @@ export interface PurchaseRow {
   precio_unitario: string;
   total: string;
   created_at: string;
+  estado: 'completada' | 'cancelada';
+  cancelada_at: string | null;
+  /** The order the purchase is a line of. */
+  pedido_id: number | null;
 }
 
 export interface NewPurchase {
@@ -21,56 +25,36 @@ export type PurchaseOutcome =
   | { ok: true; purchase: PurchaseRow; restante: number }
   | { ok: false; disponible: number };
 
-const COLUMNS = 'id, producto_id, cantidad, precio_unitario, total, created_at';
+const RECORDED = 'id, producto_id, cantidad, precio_unitario, total, created_at';
+const COLUMNS = `${RECORDED}, estado, cancelada_at, pedido_id`;
+
+type OutcomeRow = Partial<PurchaseRow> & { restante: number | null; disponible: number | null };
+
+// A purchase just recorded on its own is complete, uncancelled and no order's line.
+const outcomeOf = ({ restante, disponible, ...purchase }: OutcomeRow): PurchaseOutcome =>
+  restante === null
+    ? { ok: false, disponible: disponible! }
+    : {
+        ok: true,
+        purchase: { ...(purchase as PurchaseRow), estado: 'completada', cancelada_at: null, pedido_id: null },
+        restante,
+      };
 
 /**
- * The purchase as one statement, hence one round trip (two for a refusal) and atomic even outside
- * an explicit transaction: decrement the stock only if enough remains (concurrent buyers queue on the row
- * lock and re-check the condition on the row as it is after the others committed), insert the
- * history row and both events only if the decrement happened. When it did not, the stock is read
- * again for the 409's `meta.disponible`: the statement's own snapshot was taken before it queued
- * on the row lock, so the stock it would report can be what other buyers have since taken (a 409
- * for 5 units claiming 22 available).
+ * The purchase as one statement, hence one round trip, atomic even outside an explicit transaction:
+ * `registrar_compra` (migration 1764700000000) takes the units through the stock module's one
+ * definition of a change (`mover_stock`: granted only if enough remains, judged again on the row as
+ * concurrent buyers left it; its movement and `inventory.updated` event), then writes the history row
+ * and `purchase.completed`. Refused, it answers the stock available now, read after the row lock.
  */
 export async function recordPurchase(db: Queryable, p: NewPurchase): Promise<PurchaseOutcome> {
-  const { rows } = await db.query<Partial<PurchaseRow> & { restante: number | null }>({
-    // Named: each connection parses and plans this statement once, not on every purchase (half
-    // the database's CPU per purchase). The column lists are explicit, so its row type never changes.
+  const { rows } = await db.query<OutcomeRow>({
+    // Named: each connection parses and plans this statement once, not on every purchase.
     name: 'purchases.record',
-    text: `WITH stock AS (
-       UPDATE inventario SET cantidad = cantidad - $2, updated_at = CURRENT_TIMESTAMP
-       WHERE producto_id = $1 AND cantidad >= $2
-       RETURNING cantidad
-     ), compra AS (
-       INSERT INTO historial_compras (producto_id, cantidad, precio_unitario, total)
-       SELECT $1, $2, $3, $4 FROM stock
-       RETURNING ${COLUMNS}
-     ), events AS (
-       INSERT INTO outbox (type, producto_id, data)
-       SELECT 'purchase.completed', $1, jsonb_build_object(
-         'purchase_id', compra.id::text, 'producto_id', $1::int, 'cantidad', $2::int,
-         'precio_unitario', trim_scale(compra.precio_unitario), 'total', trim_scale(compra.total))
-       FROM compra
-       UNION ALL
-       SELECT 'inventory.updated', $1, jsonb_build_object(
-         'producto_id', $1::int, 'cantidad_anterior', stock.cantidad + $2, 'cantidad', stock.cantidad,
-         'causa', 'purchase')
-       FROM stock
-     )
-     SELECT compra.*, stock.cantidad AS restante
-     FROM (VALUES (1)) AS one LEFT JOIN compra ON true LEFT JOIN stock ON true`,
+    text: `SELECT ${RECORDED}, restante, disponible FROM registrar_compra($1, $2, $3, $4)`,
     values: [p.productoId, p.cantidad, p.unitario, p.total],
   });
-  const row = rows[0]!;
-  if (row.id === null || row.id === undefined) {
-    const now = await db.query<{ cantidad: number }>(
-      'SELECT cantidad FROM inventario WHERE producto_id = $1',
-      [p.productoId],
-    );
-    return { ok: false, disponible: now.rows[0]?.cantidad ?? 0 };
-  }
-  const { restante, ...purchase } = row;
-  return { ok: true, purchase: purchase as PurchaseRow, restante: restante! };
+  return outcomeOf(rows[0]!);
 }
 
 /** A purchase of a batch that met its stock row locked elsewhere: not attempted, nothing written. */
@@ -80,8 +64,9 @@ export interface RowLocked {
 }
 
 /**
+/**
  * Several purchases with one round trip and one commit: `registrar_compras` (migrations
- * 1764500000000 and 1764510000000) runs the statement of `recordPurchase` for each, in the order
+ * 1764510000000 and 1764700000000) runs the function of `recordPurchase` for each, in the order
  * given, so each is granted or refused on the stock the ones before it of its product left, as if it
  * had run alone. Atomic as a whole: when PostgreSQL refuses it, none of them was recorded; when the
  * connection is lost, whether it committed is unknown.
@@ -95,11 +80,9 @@ export async function recordPurchases(
   purchases: NewPurchase[],
   waitMs = 0,
 ): Promise<(PurchaseOutcome | RowLocked)[]> {
-  const { rows } = await db.query<
-    Partial<PurchaseRow> & { restante: number | null; disponible: number | null; bloqueado: boolean }
-  >({
+  const { rows } = await db.query<OutcomeRow & { bloqueado: boolean }>({
     name: 'purchases.record-many',
-    text: `SELECT ${COLUMNS}, restante, disponible, bloqueado
+    text: `SELECT ${RECORDED}, restante, disponible, bloqueado
            FROM registrar_compras($1::int[], $2::int[], $3::numeric[], $4::numeric[], $5::int)`,
     values: [
       purchases.map((p) => p.productoId),
@@ -113,12 +96,7 @@ export async function recordPurchases(
   if (rows.length !== purchases.length) {
     throw new Error(`registrar_compras answered ${rows.length} rows for ${purchases.length} purchases`);
   }
-  return rows.map(({ restante, disponible, bloqueado, ...purchase }) => {
-    if (bloqueado) return { ok: false, locked: true };
-    return restante === null
-      ? { ok: false, disponible: disponible! }
-      : { ok: true, purchase: purchase as PurchaseRow, restante };
-  });
+  return rows.map(({ bloqueado, ...row }) => (bloqueado ? { ok: false, locked: true } : outcomeOf(row)));
 }
 
 export async function findPurchase(db: Queryable, id: number): Promise<PurchaseRow | undefined> {
@@ -148,6 +126,38 @@ export async function listPurchases(
   const { rows } = await db.query<PurchaseRow>(
     `SELECT ${COLUMNS} FROM historial_compras ${where} ORDER BY id DESC LIMIT $${values.length}`,
     values,
+  );
+  return rows;
+}
+
+/** The purchase, its row locked for the rest of the transaction. */
+export async function lockPurchase(db: Queryable, id: number): Promise<PurchaseRow | undefined> {
+  const { rows } = await db.query<PurchaseRow>(
+    `SELECT ${COLUMNS} FROM historial_compras WHERE id = $1 FOR UPDATE`,
+    [id],
+  );
+  return rows[0];
+}
+
+/**
+ * Marks purchases cancelled and writes a `purchase.cancelled` event for each, in id order. Their
+ * units are given back by the caller, through the stock module, in the same transaction.
+ */
+export async function markCancelled(db: Queryable, ids: number[]): Promise<PurchaseRow[]> {
+  const { rows } = await db.query<PurchaseRow>(
+    `WITH cancelled AS (
+       UPDATE historial_compras SET estado = 'cancelada', cancelada_at = CURRENT_TIMESTAMP
+       WHERE id = ANY($1::int[]) AND estado = 'completada'
+       RETURNING ${COLUMNS}
+     ), events AS (
+       INSERT INTO outbox (type, producto_id, data)
+       SELECT 'purchase.cancelled', producto_id, jsonb_build_object(
+         'purchase_id', id::text, 'producto_id', producto_id, 'cantidad', cantidad,
+         'order_id', pedido_id::text)
+       FROM (SELECT * FROM cancelled ORDER BY id) c
+     )
+     SELECT * FROM cancelled ORDER BY id`,
+    [ids],
   );
   return rows;
 }

@@ -1,20 +1,23 @@
 import type { App } from '@catalogo/kit/app';
 import { AppError, notFound } from '@catalogo/kit/errors';
-import { checkResourceIdentity, MAX_INT, MEDIA_TYPE, parseIdParam } from '@catalogo/kit/jsonapi';
+import { checkIfMatch, strongEtag } from '@catalogo/kit/etag';
+import { checkResourceIdentity, MAX_INT, parseIdParam } from '@catalogo/kit/jsonapi';
 import { cursorPage, cursorResult, intParam } from '@catalogo/kit/query';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import {
   errorResponse,
-  fingerprintOf,
   type IdempotencyDeps,
-  idempotent,
+  keyedCreate,
   parseIdempotencyKey,
   type StoredResponse,
+  sendStored,
 } from '../idempotency/idempotency.service.js';
 import { findPurchase, listPurchases, type PurchaseRow } from './purchases.repository.js';
 import {
+  CancelBody,
   CreateBody,
   CreatedPurchaseDocument,
+  cancelErrors,
   createErrors,
   IdempotencyHeaders,
   IdParams,
@@ -26,7 +29,14 @@ import {
   type PurchaseResourceT,
   readErrors,
 } from './purchases.schemas.js';
-import { type PurchaseDeps, type PurchaseDone, purchase, purchaseSettled } from './purchases.service.js';
+import {
+  cancelPurchase,
+  PURCHASE_NOT_FOUND,
+  type PurchaseDeps,
+  type PurchaseDone,
+  purchase,
+  purchaseSettled,
+} from './purchases.service.js';
 
 const BASE = '/api/purchases';
 const tags = ['purchases'];
@@ -42,15 +52,16 @@ export function toPurchaseResource(row: PurchaseRow): PurchaseResourceT {
       precio_unitario: Number(row.precio_unitario),
       total: Number(row.total),
       created_at: row.created_at,
+      estado: row.estado,
+      cancelada_at: row.cancelada_at,
     },
-    relationships: { product: { data: { type: 'products', id: String(row.producto_id) } } },
+    relationships: {
+      product: { data: { type: 'products', id: String(row.producto_id) } },
+      order: { data: row.pedido_id === null ? null : { type: 'orders', id: String(row.pedido_id) } },
+    },
     links: { self: `${BASE}/${row.id}` },
   };
 }
-
-/** Sends a stored response as its exact bytes, bypassing the schema serializer. */
-const sendStored = (reply: FastifyReply, response: StoredResponse) =>
-  reply.code(response.status).type(MEDIA_TYPE).send(response.body);
 
 const createdDocument = ({ purchase, product }: PurchaseDone) => {
   const resource = toPurchaseResource(purchase);
@@ -71,32 +82,16 @@ async function keyedPurchase(
   key: string,
   input: { productoId: number; cantidad: number },
 ): Promise<{ response: StoredResponse; replayed: boolean }> {
-  let processed = false;
   let purchaseId: number | undefined;
-  const result = await idempotent(
-    deps.idempotency,
-    { clientId: request.clientId, key, fingerprint: fingerprintOf(`POST ${BASE}`, request.body) },
-    (store) => {
-      processed = true;
-      return purchaseSettled(
-        deps,
-        { ...input, requestId: request.id, deadline: request.deadline },
-        (tx, outcome) => {
-          if (outcome instanceof AppError) return store(tx, errorResponse(outcome));
-          purchaseId = outcome.purchase.id;
-          const document = createdDocument(outcome);
-          // Serialised once: these exact bytes are stored, sent now and replayed on every retry.
-          return store(tx, { status: 201, location: document.links.self, body: JSON.stringify(document) });
-        },
-      );
-    },
-  ).catch((err: unknown) => {
-    // Refused at the claim (409 in flight, 422 other request), before the saga counted anything.
-    if (!processed)
-      deps.outcomes.inc({ outcome: err instanceof AppError ? 'idempotency_conflict' : 'error' });
-    throw err;
-  });
-  if (result.replayed) deps.outcomes.inc({ outcome: 'replayed' });
+  const result = await keyedCreate(deps, request, key, `POST ${BASE}`, (store) =>
+    purchaseSettled(deps, { ...input, requestId: request.id, deadline: request.deadline }, (tx, outcome) => {
+      if (outcome instanceof AppError) return store(tx, errorResponse(outcome));
+      purchaseId = outcome.purchase.id;
+      const document = createdDocument(outcome);
+      // Serialised once: these exact bytes are stored, sent now and replayed on every retry.
+      return store(tx, { status: 201, location: document.links.self, body: JSON.stringify(document) });
+    }),
+  );
   if (purchaseId !== undefined) request.log.info({ purchaseId, ...input }, 'purchase recorded');
   return result;
 }
@@ -138,9 +133,7 @@ export function purchasesRoutes(deps: PurchasesRoutesDeps) {
         }
 
         const { response, replayed } = await keyedPurchase(deps, request, key, { productoId, cantidad });
-        if (replayed) reply.header('idempotent-replayed', 'true');
-        if (response.location !== null) reply.header('location', response.location);
-        return sendStored(reply, response);
+        return sendStored(reply, response, replayed);
       },
     );
 
@@ -154,10 +147,39 @@ export function purchasesRoutes(deps: PurchasesRoutesDeps) {
           response: { 200: PurchaseDocument, ...readErrors },
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const row = await findPurchase(deps.pool, parseIdParam(request.params.id));
-        if (!row) throw notFound('Compra no encontrada');
+        if (!row) throw notFound(PURCHASE_NOT_FOUND);
         const resource = toPurchaseResource(row);
+        reply.header('etag', strongEtag(resource));
+        return { data: resource, links: { self: resource.links.self } };
+      },
+    );
+
+    app.patch(
+      '/purchases/:id',
+      {
+        schema: {
+          tags,
+          summary: 'Cancelar una compra: sus unidades vuelven al stock (idempotente)',
+          params: IdParams,
+          body: CancelBody,
+          response: { 200: PurchaseDocument, ...cancelErrors },
+        },
+        preValidation: async (request) => {
+          const { id } = request.params as { id: string };
+          parseIdParam(id);
+          checkResourceIdentity(request.body, { type: PURCHASE_TYPE, mode: 'update', id });
+        },
+      },
+      async (request, reply) => {
+        const id = parseIdParam(request.params.id);
+        const row = await cancelPurchase(deps.pool, id, (current) =>
+          checkIfMatch(request.headers['if-match'], strongEtag(toPurchaseResource(current))),
+        );
+        request.log.info({ purchaseId: id, estado: row.estado }, 'purchase cancelled');
+        const resource = toPurchaseResource(row);
+        reply.header('etag', strongEtag(resource));
         return { data: resource, links: { self: resource.links.self } };
       },
     );

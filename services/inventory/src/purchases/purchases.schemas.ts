@@ -25,6 +25,16 @@ export const CreateBody = RequestDocument(
   { producto_id: 1, cantidad: 2 },
 );
 
+export const CancelBody = RequestDocument(
+  PURCHASE_TYPE,
+  Type.Object(
+    { estado: Type.Literal('cancelada', { description: 'Solo se admite cancelar' }) },
+    { additionalProperties: false },
+  ),
+  true,
+  { estado: 'cancelada' },
+);
+
 export type CreateAttributes = Static<typeof CreateBody>['data']['attributes'];
 
 export const PurchaseResource = Type.Object(
@@ -37,8 +47,15 @@ export const PurchaseResource = Type.Object(
       precio_unitario: Type.Number(),
       total: Type.Number(),
       created_at: Type.String({ format: 'date-time' }),
+      estado: Type.Union([Type.Literal('completada'), Type.Literal('cancelada')]),
+      cancelada_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
     }),
-    relationships: Type.Object({ product: Relationship('products') }),
+    relationships: Type.Object({
+      product: Relationship('products'),
+      order: Type.Object({
+        data: Type.Union([Type.Object({ type: Type.Literal('orders'), id: Type.String() }), Type.Null()]),
+      }),
+    }),
     links: SelfLinks,
   },
   { $id: 'PurchaseResource' },
@@ -81,3 +98,4 @@ export { IdParams };
 export const createErrors = errorResponses(400, 401, 404, 406, 409, 413, 415, 422, 503);
 export const readErrors = errorResponses(400, 401, 404, 406);
 export const listErrors = errorResponses(400, 401, 406);
+export const cancelErrors = errorResponses(400, 401, 404, 406, 409, 412, 413, 415);

@@ -1,13 +1,15 @@
 import { withTransaction } from '@catalogo/kit/db';
 import type { Deadline } from '@catalogo/kit/deadline';
-import { AppError, notFound } from '@catalogo/kit/errors';
+import { AppError, conflict, notFound } from '@catalogo/kit/errors';
 import type pg from 'pg';
 import type { Counter } from 'prom-client';
-import { INSUFFICIENT, PRODUCT_NOT_FOUND } from '../inventory/inventory.routes.js';
+import { PRODUCT_NOT_FOUND } from '../inventory/inventory.routes.js';
 import { purchaseTotal } from '../money.js';
 import type { ProductResource, ProductsClient } from '../products-client.js';
+import { moveStock } from '../stock/stock.repository.js';
+import { applied, insufficientStock } from '../stock/stock.service.js';
 import type { PurchaseRecorder } from './purchases.batcher.js';
-import type { NewPurchase, PurchaseRow } from './purchases.repository.js';
+import { lockPurchase, markCancelled, type NewPurchase, type PurchaseRow } from './purchases.repository.js';
 
 export type PurchaseOutcomeLabel =
   | 'completed'
@@ -28,7 +30,8 @@ export interface PurchaseDeps {
   outcomes: Counter<'outcome'>;
 }
 
-function outcomeOf(err: unknown): PurchaseOutcomeLabel {
+/** The `outcome` label of a failed purchase or order. */
+export function outcomeOf(err: unknown): PurchaseOutcomeLabel {
   if (!(err instanceof AppError)) return 'error';
   switch (err.code) {
     case 'insufficient_stock':
@@ -57,9 +60,6 @@ export interface PurchaseDone {
   purchase: PurchaseRow;
   product: ProductResource;
 }
-
-const insufficient = (disponible: number) =>
-  new AppError(409, 'insufficient_stock', { detail: INSUFFICIENT }, { meta: { disponible } });
 
 /** What a purchase is asked, by which request, to be answered by when. */
 export interface PurchaseRequest {
@@ -91,7 +91,7 @@ export async function purchase(deps: PurchaseDeps, request: PurchaseRequest): Pr
   try {
     const { product, priced } = await pricePurchase(deps, request);
     const outcome = await deps.recorder.record(priced, request.deadline);
-    if (!outcome.ok) throw insufficient(outcome.disponible);
+    if (!outcome.ok) throw insufficientStock(outcome.disponible);
     deps.outcomes.inc({ outcome: 'completed' });
     return { purchase: outcome.purchase, product };
   } catch (err) {
@@ -118,7 +118,7 @@ export async function purchaseSettled<T>(
       const outcome = await deps.recorder.recordIn(tx, priced, request.deadline);
       if (outcome.ok) return settle(tx, { purchase: outcome.purchase, product });
       label = 'insufficient_stock';
-      return settle(tx, insufficient(outcome.disponible));
+      return settle(tx, insufficientStock(outcome.disponible));
     });
     deps.outcomes.inc({ outcome: label });
     return result;
@@ -126,4 +126,37 @@ export async function purchaseSettled<T>(
     deps.outcomes.inc({ outcome: outcomeOf(err) });
     throw err;
   }
+}
+
+export const PURCHASE_NOT_FOUND = 'Compra no encontrada';
+
+/**
+ * Cancels a purchase made on its own: its units go back to `cantidad` through the stock module
+ * (ledger `cancellation`, `inventory.updated`), it reads `cancelada`, and `purchase.cancelled` is
+ * emitted, all in one transaction. Cancelling a cancelled purchase changes nothing. A line of an
+ * order is cancelled only with its order (409); units that no longer fit the stock are a 409
+ * `stock_overflow`. `check` sees the locked purchase before anything changes (a precondition).
+ */
+export async function cancelPurchase(
+  pool: pg.Pool,
+  id: number,
+  check: (current: PurchaseRow) => void = () => {},
+): Promise<PurchaseRow> {
+  return withTransaction(pool, async (tx) => {
+    const current = await lockPurchase(tx, id);
+    if (!current) throw notFound(PURCHASE_NOT_FOUND);
+    check(current);
+    if (current.pedido_id !== null) throw conflict('La compra pertenece a un pedido', 'purchase_in_order');
+    if (current.estado === 'cancelada') return current;
+    applied(
+      await moveStock(tx, {
+        productoId: current.producto_id,
+        causa: 'cancellation',
+        delta: current.cantidad,
+        source: { type: 'purchases', id },
+      }),
+    );
+    const [cancelled] = await markCancelled(tx, [id]);
+    return cancelled!;
+  });
 }

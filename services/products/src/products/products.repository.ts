@@ -51,6 +51,14 @@ export async function findProduct(db: Queryable, id: number): Promise<ProductRow
   return rows[0];
 }
 
+/** The product, its row locked for the rest of the transaction (a conditional update's check). */
+export async function lockProduct(db: Queryable, id: number): Promise<ProductRow | undefined> {
+  const { rows } = await db.query<ProductRow>(`SELECT ${COLUMNS} FROM productos WHERE id = $1 FOR UPDATE`, [
+    id,
+  ]);
+  return rows[0];
+}
+
 /** Applies only the given changes; `updated_at` always moves forward, even within one millisecond. */
 export async function updateProduct(
   db: Queryable,

@@ -1,5 +1,7 @@
 import type { App } from '@catalogo/kit/app';
+import { withTransaction } from '@catalogo/kit/db';
 import { badRequest, notFound } from '@catalogo/kit/errors';
+import { checkIfMatch, notModified, strongEtag } from '@catalogo/kit/etag';
 import { checkResourceIdentity, parseIdParam } from '@catalogo/kit/jsonapi';
 import { idListParam, intParam, linkTo } from '@catalogo/kit/query';
 import type pg from 'pg';
@@ -141,11 +143,14 @@ export function productsRoutes(pool: pg.Pool, cache: ProductCache) {
           response: { 200: ProductDocument, ...readErrors },
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const id = parseIdParam(request.params.id);
         const row = await cache.read(id, () => repo.findProduct(pool, id));
         if (!row) throw notFound(NOT_FOUND);
         const resource = toProductResource(row);
+        const etag = strongEtag(resource);
+        reply.header('etag', etag);
+        if (notModified(request.headers['if-none-match'], etag)) return reply.code(304).send(null);
         return { data: resource, links: { self: resource.links.self } };
       },
     );
@@ -218,14 +223,26 @@ export function productsRoutes(pool: pg.Pool, cache: ProductCache) {
           trimNombre(request.body);
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const id = parseIdParam(request.params.id);
-        const row = await repo.updateProduct(pool, id, changesOf(request.body.data.attributes));
+        const changes = changesOf(request.body.data.attributes);
+        const ifMatch = request.headers['if-match'];
+        // With If-Match, the version it names is checked on the locked row, in the update's transaction.
+        const row =
+          ifMatch === undefined
+            ? await repo.updateProduct(pool, id, changes)
+            : await withTransaction(pool, async (tx) => {
+                const current = await repo.lockProduct(tx, id);
+                if (!current) return undefined;
+                checkIfMatch(ifMatch, strongEtag(toProductResource(current)));
+                return repo.updateProduct(tx, id, changes);
+              });
         if (!row) throw notFound(NOT_FOUND);
         // Committed: forget the old version before answering, so this client reads its own write.
         cache.forget(id);
         request.log.info({ productId: id }, 'product updated');
         const resource = toProductResource(row);
+        reply.header('etag', strongEtag(resource));
         return { data: resource, links: { self: resource.links.self } };
       },
     );

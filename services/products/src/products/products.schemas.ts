@@ -1,6 +1,7 @@
 import {
   errorResponses,
   IdParams,
+  NotModified,
   PaginationLinks,
   RequestDocument,
   SelfLinks,
@@ -106,7 +107,7 @@ export const ListQuery = Type.Object(
 
 export { IdParams };
 export const createErrors = errorResponses(400, 401, 403, 406, 409, 413, 415);
-export const readErrors = errorResponses(400, 401, 404, 406);
+export const readErrors = { 304: NotModified, ...errorResponses(400, 401, 404, 406) };
 export const listErrors = errorResponses(400, 401, 406);
-export const updateErrors = errorResponses(400, 401, 404, 406, 409, 413, 415);
+export const updateErrors = errorResponses(400, 401, 404, 406, 409, 412, 413, 415);
 export const deleteErrors = errorResponses(400, 401, 404, 406);
