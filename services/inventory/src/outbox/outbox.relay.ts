@@ -1,15 +1,22 @@
-import { withTransaction } from '@catalogo/kit/db';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { EventPublisher } from './outbox.publisher.js';
-import { countPending, hasPending, markPublished, pendingBatch, tryLockRelay } from './outbox.repository.js';
+import { type EventPublisher, OutOfOrderError } from './outbox.publisher.js';
+import {
+  type Backlog,
+  backlog,
+  hasPending,
+  markPublished,
+  pendingBatch,
+  tryLockRelay,
+  unlockRelay,
+} from './outbox.repository.js';
 
 export interface OutboxRelay {
   /** Delivers one batch; resolves with the number of events delivered (0 when another relay is at work). */
   relayOnce(): Promise<number>;
   start(): void;
-  /** Lets the batch in progress finish, then closes the publisher. */
+  /** Lets the batch in progress finish, gives up the relay lock, then closes the publisher. */
   stop(): Promise<void>;
 }
 
@@ -21,6 +28,7 @@ export interface OutboxRelayOptions {
   /** Metrics go here when given (the app's registry). */
   registry?: Registry;
   pollMs: number;
+  /** Events read, published together and marked per batch. */
   batchSize?: number;
   maxBackoffMs?: number;
 }
@@ -30,16 +38,21 @@ export interface OutboxRelayOptions {
  * JetStream, then marks it delivered. At least once: a crash between publish and mark re-publishes
  * on the next run, which JetStream drops by `Nats-Msg-Id` within its duplicate window.
  *
- * Why an advisory lock and not `FOR UPDATE SKIP LOCKED`: per product, `seq` order is commit order
- * (rows are written under the product's stock row lock), and consumers may rely on it. Several
- * relays skipping each other's locked rows would publish a product's later event while another
- * relay still holds its earlier one. So one relay at a time, across instances, takes a batch under
- * `pg_try_advisory_xact_lock` and publishes it in `seq` order; the others find the lock taken and
- * wait for their next poll. The lock is per transaction, so a relay that dies frees it at once.
+ * A batch is read, published with every event in flight at once (acknowledgements awaited together)
+ * and marked delivered by one statement; no transaction is open meanwhile.
+ *
+ * Why one relay at a time, and not `FOR UPDATE SKIP LOCKED`: per product, `seq` order is commit
+ * order (rows are written under the product's stock row lock), and consumers rely on it. Several
+ * relays taking batches side by side would publish a product's later event while another relay still
+ * holds its earlier one. So a relay delivers only while its session holds a PostgreSQL advisory lock;
+ * the others find it taken and try again at their next poll. The lock is kept from batch to batch
+ * while full batches keep coming, and given up when the backlog is read to its end, on a failure and
+ * on stop; a relay that dies loses it with its session, and the next one re-publishes what it had
+ * published but not marked (duplicates that JetStream drops).
  */
 export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const { pool, log, publisher, pollMs } = options;
-  const batchSize = options.batchSize ?? 100;
+  const batchSize = options.batchSize ?? 1_000;
   const maxBackoffMs = options.maxBackoffMs ?? 10_000;
   const registers = options.registry ? [options.registry] : [];
   const published = new Counter({
@@ -48,55 +61,118 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     labelNames: ['type'] as const,
     registers,
   });
+  // Both gauges come from one query per scrape: the first to collect starts it, the other shares it.
+  let measuring: Promise<Backlog | undefined> | undefined;
+  const measure = () => {
+    measuring ??= backlog(pool)
+      .catch((err: unknown) => {
+        // A scrape must not fail while the database is away; the gauges keep their last values.
+        log.debug({ err }, 'could not measure the outbox backlog');
+        return undefined;
+      })
+      .finally(() => {
+        measuring = undefined;
+      });
+    return measuring;
+  };
   new Gauge({
     name: 'outbox_pending',
     help: 'Outbox events not yet delivered (backlog), counted at scrape time',
     registers,
     async collect() {
-      try {
-        this.set(await countPending(pool));
-      } catch (err) {
-        // A scrape must not fail while the database is away; the gauge keeps its last value.
-        log.debug({ err }, 'could not count pending outbox events');
-      }
+      const measured = await measure();
+      if (measured) this.set(measured.pending);
+    },
+  });
+  new Gauge({
+    name: 'outbox_oldest_pending_age_seconds',
+    help: 'How long the oldest undelivered outbox event has waited (0 when none), at scrape time',
+    registers,
+    async collect() {
+      const measured = await measure();
+      if (measured) this.set(measured.oldestAgeSeconds);
     },
   });
 
-  async function relayOnce(): Promise<number> {
-    if (!(await hasPending(pool))) return 0;
-    // Connect (or find NATS still down) before taking the lock, not while holding a transaction.
-    await publisher?.ready();
-    const { delivered, failure } = await withTransaction(pool, async (tx) => {
-      if (!(await tryLockRelay(tx))) return { delivered: [], failure: undefined };
-      const events = await pendingBatch(tx, batchSize);
-      const done: typeof events = [];
-      let failure: unknown;
-      for (const event of events) {
-        try {
-          // One at a time, each acked before the next: a failure never leaves a later event of the
-          // batch published before an earlier one.
-          await publisher?.publish(event);
-        } catch (err) {
-          failure = err;
-          break;
-        }
-        log.info(
-          { event: event.type, id: event.id, occurred_at: event.occurred_at, data: event.data },
-          'event',
-        );
-        done.push(event);
+  /** This relay's session while it holds the relay lock. */
+  let session: pg.PoolClient | undefined;
+  // A session that breaks between statements must not crash the process; the next statement fails.
+  const onSessionError = (err: Error) => log.warn({ message: err.message }, 'relay session lost');
+
+  async function lead(): Promise<pg.PoolClient | undefined> {
+    const client = await pool.connect();
+    client.on('error', onSessionError);
+    let locked = false;
+    try {
+      locked = await tryLockRelay(client);
+    } finally {
+      if (!locked) {
+        client.removeListener('error', onSessionError);
+        client.release();
       }
-      // What was acked is marked even when a later publish failed, so it is not published again.
-      if (done.length > 0)
-        await markPublished(
-          tx,
-          done.map((e) => e.id),
-        );
-      return { delivered: done, failure };
-    });
+    }
+    return locked ? client : undefined;
+  }
+
+  async function resign(): Promise<void> {
+    const client = session;
+    if (!client) return;
+    session = undefined;
+    client.removeListener('error', onSessionError);
+    try {
+      await unlockRelay(client);
+      client.release();
+    } catch {
+      // Ending the session releases its lock too.
+      client.release(true);
+    }
+  }
+
+  /** One batch: whether more may be waiting right now (a full batch, or a publish chain cut short). */
+  async function deliverBatch(): Promise<{ delivered: number; more: boolean }> {
+    if (!session) {
+      if (!(await hasPending(pool))) return { delivered: 0, more: false };
+      // Connect (or find NATS still down) before taking the lock.
+      await publisher?.ready();
+      session = await lead();
+      if (!session) return { delivered: 0, more: false };
+    } else {
+      await publisher?.ready();
+    }
+    const events = await pendingBatch(session, batchSize);
+    const outcomes = publisher ? await publisher.publishInOrder(events) : events.map(() => undefined);
+    const delivered = events.filter((_, index) => outcomes[index] === undefined);
+    for (const event of delivered) {
+      log.info(
+        { event: event.type, id: event.id, occurred_at: event.occurred_at, data: event.data },
+        'event',
+      );
+    }
+    // What was acknowledged is marked even when a publish failed, so it is not published again.
+    if (delivered.length > 0)
+      await markPublished(
+        session,
+        delivered.map((e) => e.id),
+      );
     for (const event of delivered) published.inc({ type: event.type });
-    if (failure !== undefined) throw failure;
-    return delivered.length;
+    const failure = outcomes.find((outcome) => outcome !== undefined);
+    // The chain was cut by an event JetStream already held (a re-publish) or by something published
+    // in between: nothing is wrong, the next batch starts a new chain at once.
+    if (failure instanceof OutOfOrderError) return { delivered: delivered.length, more: true };
+    if (failure) throw failure;
+    return { delivered: delivered.length, more: events.length === batchSize };
+  }
+
+  async function relayOnce(): Promise<number> {
+    try {
+      const { delivered, more } = await deliverBatch();
+      // Between bursts the lock is free, so that any instance may take over.
+      if (!more) await resign();
+      return delivered;
+    } catch (err) {
+      await resign();
+      throw err;
+    }
   }
 
   let running: Promise<void> | undefined;
@@ -117,11 +193,11 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     while (!stopping) {
       let delay = pollMs;
       try {
-        const delivered = await relayOnce();
+        await relayOnce();
         if (failures > 0) log.info('outbox relay delivering again');
         failures = 0;
-        // A full batch means more are waiting: go straight on.
-        if (delivered === batchSize) delay = 0;
+        // Still holding the lock means more are waiting: go straight on.
+        if (session) delay = 0;
       } catch (err) {
         failures += 1;
         // Capped exponential backoff with jitter, so instances do not retry in step.
@@ -131,6 +207,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       }
       if (delay > 0 && !stopping) await pause(delay);
     }
+    await resign();
   }
 
   return {
@@ -145,6 +222,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       wake?.();
       await running;
       running = undefined;
+      await resign();
       await publisher?.close();
     },
   };
