@@ -39,7 +39,8 @@ export interface OutboxRelayOptions {
  * on the next run, which JetStream drops by `Nats-Msg-Id` within its duplicate window.
  *
  * A batch is read, published with every event in flight at once (acknowledgements awaited together)
- * and marked delivered by one statement; no transaction is open meanwhile.
+ * and marked delivered by one statement, written while the next batch is read and published; no
+ * transaction is open meanwhile.
  *
  * Why one relay at a time, and not `FOR UPDATE SKIP LOCKED`: per product, `seq` order is commit
  * order (rows are written under the product's stock row lock), and consumers rely on it. Several
@@ -96,6 +97,11 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
   /** This relay's session while it holds the relay lock. */
   let session: pg.PoolClient | undefined;
+  /**
+   * The mark of the last batch, written while the next batch is read and published: its events are
+   * left out of that read, and it is finished before the next mark starts.
+   */
+  let marking: { ids: string[]; done: Promise<void> } | undefined;
   // A session that breaks between statements must not crash the process; the next statement fails.
   const onSessionError = (err: Error) => log.warn({ message: err.message }, 'relay session lost');
 
@@ -114,10 +120,22 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     return locked ? client : undefined;
   }
 
+  async function finishMarking(): Promise<void> {
+    const current = marking;
+    if (!current) return;
+    try {
+      await current.done;
+    } finally {
+      if (marking === current) marking = undefined;
+    }
+  }
+
   async function resign(): Promise<void> {
     const client = session;
     if (!client) return;
     session = undefined;
+    // A mark that fails here leaves its events pending: the next relay publishes them again.
+    await finishMarking().catch(() => undefined);
     client.removeListener('error', onSessionError);
     try {
       await unlockRelay(client);
@@ -139,7 +157,8 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     } else {
       await publisher?.ready();
     }
-    const events = await pendingBatch(session, batchSize);
+    // Read on another connection than the session's, which may still be writing the last mark.
+    const events = await pendingBatch(pool, batchSize, marking?.ids);
     const outcomes = publisher ? await publisher.publishInOrder(events) : events.map(() => undefined);
     const delivered = events.filter((_, index) => outcomes[index] === undefined);
     for (const event of delivered) {
@@ -148,13 +167,17 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         'event',
       );
     }
+    await finishMarking();
     // What was acknowledged is marked even when a publish failed, so it is not published again.
-    if (delivered.length > 0)
-      await markPublished(
-        session,
-        delivered.map((e) => e.id),
-      );
-    for (const event of delivered) published.inc({ type: event.type });
+    if (delivered.length > 0) {
+      const ids = delivered.map((e) => e.id);
+      const done = markPublished(session, ids).then(() => {
+        for (const event of delivered) published.inc({ type: event.type });
+      });
+      // Awaited by the next batch or on giving up the lock; not an unhandled rejection meanwhile.
+      done.catch(() => undefined);
+      marking = { ids, done };
+    }
     const failure = outcomes.find((outcome) => outcome !== undefined);
     // The chain was cut by an event JetStream already held (a re-publish) or by something published
     // in between: nothing is wrong, the next batch starts a new chain at once.
@@ -166,8 +189,11 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   async function relayOnce(): Promise<number> {
     try {
       const { delivered, more } = await deliverBatch();
-      // Between bursts the lock is free, so that any instance may take over.
-      if (!more) await resign();
+      if (!more) {
+        await finishMarking();
+        // Between bursts the lock is free, so that any instance may take over.
+        await resign();
+      }
       return delivered;
     } catch (err) {
       await resign();

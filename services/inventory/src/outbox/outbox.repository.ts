@@ -65,16 +65,22 @@ export async function unlockRelay(session: pg.PoolClient): Promise<void> {
 }
 
 /**
- * The oldest undelivered events, in `seq` order. Per product that is the order their changes
- * committed (rows are written under the product's stock row lock), and the rows of a product that
- * are visible are all its committed ones: one that commits later has a higher `seq` than all of them.
- * Across products a lower `seq` can become visible after a higher one; it is simply read next time.
+ * The oldest undelivered events, in `seq` order, leaving out `excluded` (a batch published whose mark
+ * is still being written). Per product that is the order their changes committed (rows are written
+ * under the product's stock row lock), and the rows of a product that are visible are all its
+ * committed ones: one that commits later has a higher `seq` than all of them. Across products a lower
+ * `seq` can become visible after a higher one; it is simply read next time.
  */
-export async function pendingBatch(db: Queryable, limit: number): Promise<OutboxEvent[]> {
+export async function pendingBatch(
+  db: Queryable,
+  limit: number,
+  excluded: readonly string[] = [],
+): Promise<OutboxEvent[]> {
   const { rows } = await db.query<OutboxEvent>(
     `SELECT id, type, occurred_at, data FROM outbox
-     WHERE published_at IS NULL ORDER BY seq LIMIT $1`,
-    [limit],
+     WHERE published_at IS NULL AND id NOT IN (SELECT unnest($2::uuid[]))
+     ORDER BY seq LIMIT $1`,
+    [limit, excluded],
   );
   return rows;
 }
