@@ -16,6 +16,8 @@ export interface BenchOptions {
   /** Both services' DATABASE_POOL_MAX; the purchase floor's pool has the same size. */
   poolMax: number;
   cpuProf: boolean;
+  /** The NATS the Inventory service's relay publishes to (`--nats`); undefined: events go to the log only. */
+  natsUrl: string | undefined;
 }
 
 export const USAGE = `npm run bench -- [options]
@@ -30,6 +32,8 @@ export const USAGE = `npm run bench -- [options]
   --log-level L          the services' LOG_LEVEL, default warn (info adds one log line per request)
   --pool-max N           the services' DATABASE_POOL_MAX and the purchase floor's pool size, default 10
   --cpu-prof             write V8 CPU profiles of both services to bench/results/profiles/
+  --nats                 the relay publishes to NATS JetStream at NATS_URL (default nats://127.0.0.1:4222),
+                         into a stream of the run's own; adds the relay's drain rate to the report
   --help
 `;
 
@@ -60,6 +64,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
       'log-level': { type: 'string' },
       'pool-max': { type: 'string' },
       'cpu-prof': { type: 'boolean' },
+      nats: { type: 'boolean' },
       help: { type: 'boolean' },
     },
   });
@@ -89,6 +94,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
     logLevel: values['log-level'] ?? 'warn',
     poolMax: positiveInt('pool-max', values['pool-max'], 10, 1000),
     cpuProf: values['cpu-prof'] ?? false,
+    natsUrl: values.nats ? env.NATS_URL?.trim() || 'nats://127.0.0.1:4222' : undefined,
   };
   if (options.scenarios.length === 0) throw new UsageError('--scenarios names no scenario');
   return options;
