@@ -1,5 +1,6 @@
 import { type App, createKitApp } from '@catalogo/kit/app';
 import { createPool } from '@catalogo/kit/db';
+import { registerPoolMetrics } from '@catalogo/kit/pool-metrics';
 import type { Logger } from 'pino';
 import { Counter, Gauge } from 'prom-client';
 import type { InventoryConfig } from './config.js';
@@ -36,6 +37,7 @@ export async function buildApp(config: InventoryConfig, logger: Logger): Promise
     },
   });
 
+  registerPoolMetrics(pool, metrics.registry);
   const outcomes = new Counter({
     name: 'purchases_total',
     help: 'Purchase attempts by outcome',

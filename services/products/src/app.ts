@@ -1,5 +1,6 @@
 import { type App, createKitApp } from '@catalogo/kit/app';
 import { createPool } from '@catalogo/kit/db';
+import { registerPoolMetrics } from '@catalogo/kit/pool-metrics';
 import type { Logger } from 'pino';
 import type { ProductsConfig } from './config.js';
 import { createProductCache } from './products/products.cache.js';
@@ -21,6 +22,7 @@ export async function buildApp(config: ProductsConfig, logger: Logger): Promise<
     readOnlyAttributes: READ_ONLY,
     health: { database: { critical: true, run: async () => void (await pool.query('SELECT 1')) } },
   });
+  registerPoolMetrics(pool, metrics.registry);
   const cache = createProductCache({
     databaseUrl: config.databaseUrl,
     size: config.productCacheSize,
