@@ -76,6 +76,23 @@ export async function openDatabases(given: { products?: string; inventory?: stri
   };
 }
 
+/** What a service is given, and nothing else from the bench's environment. */
+export function serviceEnv(
+  options: { poolMax: number; logLevel: string },
+  databaseUrl: string,
+  apiKey: string,
+): Record<string, string> {
+  return {
+    ...(process.env.HOME ? { HOME: process.env.HOME } : {}),
+    ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
+    NODE_ENV: 'production',
+    DATABASE_URL: databaseUrl,
+    DATABASE_POOL_MAX: String(options.poolMax),
+    API_KEYS: apiKey,
+    LOG_LEVEL: options.logLevel,
+  };
+}
+
 export interface ChildServer {
   name: string;
   url: string;

@@ -15,7 +15,14 @@ import { type BenchStream, benchStream, type DrainResult, measureDrain, settle }
 import { type Meta, type NatsCheck, toJson, toMarkdown } from './bench.report.js';
 import { API_KEY, runScenario, type ScenarioResult } from './bench.scenarios.js';
 import { seed } from './bench.seed.js';
-import { type ChildServer, type Databases, openDatabases, RESULTS_DIR, startChild } from './bench.system.js';
+import {
+  type ChildServer,
+  type Databases,
+  openDatabases,
+  RESULTS_DIR,
+  serviceEnv,
+  startChild,
+} from './bench.system.js';
 
 const say = (line: string) => process.stdout.write(`[bench] ${line}\n`);
 
@@ -27,18 +34,6 @@ async function stopAll(): Promise<void> {
   if (stopping) return;
   stopping = true;
   for (const step of cleanup.reverse()) await step().catch(() => {});
-}
-
-function serviceEnv(options: BenchOptions, databaseUrl: string): Record<string, string> {
-  return {
-    ...(process.env.HOME ? { HOME: process.env.HOME } : {}),
-    ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
-    NODE_ENV: 'production',
-    DATABASE_URL: databaseUrl,
-    DATABASE_POOL_MAX: String(options.poolMax),
-    API_KEYS: API_KEY,
-    LOG_LEVEL: options.logLevel,
-  };
 }
 
 async function main(): Promise<number> {
@@ -81,7 +76,7 @@ async function main(): Promise<number> {
   const products: ChildServer = await startChild(
     'products',
     'services/products/src/server.ts',
-    serviceEnv(options, databases.products),
+    serviceEnv(options, databases.products, API_KEY),
     profile('products'),
   );
   cleanup.push(products.stop);
@@ -91,7 +86,7 @@ async function main(): Promise<number> {
         'inventory',
         'services/inventory/src/server.ts',
         {
-          ...serviceEnv(options, databases.inventory),
+          ...serviceEnv(options, databases.inventory, API_KEY),
           PRODUCTS_URL: products.url,
           PRODUCTS_API_KEY: API_KEY,
           ...(stream && options.natsUrl
