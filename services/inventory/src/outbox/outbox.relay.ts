@@ -46,11 +46,15 @@ export interface OutboxRelayOptions {
  * order (rows are written under the product's stock row lock), and consumers rely on it. Several
  * relays taking batches side by side would publish a product's later event while another relay still
  * holds its earlier one. So a relay delivers only while its session holds a PostgreSQL advisory lock;
- * the others find it taken and try again at their next poll. The lock is kept from batch to batch
- * while full batches keep coming, and given up when the backlog is read to its end, on a failure and
- * on stop; a relay that dies loses it with its session, and the next one re-publishes what it had
- * published but not marked (duplicates that JetStream drops).
+ * the others find it taken and try again at their next poll. A running relay keeps the lock while
+ * events keep coming (a poll is then one statement on its session) and gives it up after 5 s without
+ * any, on a failure and on stop; `relayOnce()` alone gives it up once the backlog is read to its end.
+ * A relay that dies loses it with its session, and the next one re-publishes what it had published
+ * but not marked (duplicates that JetStream drops).
  */
+/** A relay that has delivered nothing for this long gives up the lock between polls. */
+const IDLE_RESIGN_MS = 5_000;
+
 export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const { pool, log, publisher, pollMs } = options;
   const batchSize = options.batchSize ?? 1_000;
@@ -157,8 +161,11 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     } else {
       await publisher?.ready();
     }
-    // Read on another connection than the session's, which may still be writing the last mark.
-    const events = await pendingBatch(pool, batchSize, marking?.ids);
+    // While the session writes the last mark, read on another connection, leaving that batch out.
+    const events = marking
+      ? await pendingBatch(pool, batchSize, marking.ids)
+      : await pendingBatch(session, batchSize);
+    if (events.length === 0) return { delivered: 0, more: false };
     const outcomes = publisher ? await publisher.publishInOrder(events) : events.map(() => undefined);
     const delivered = events.filter((_, index) => outcomes[index] === undefined);
     for (const event of delivered) {
@@ -216,15 +223,23 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
   async function loop(): Promise<void> {
     let failures = 0;
+    let lastDelivery = performance.now();
     while (!stopping) {
       let delay = pollMs;
       try {
-        await relayOnce();
+        const { delivered, more } = await deliverBatch();
         if (failures > 0) log.info('outbox relay delivering again');
         failures = 0;
-        // Still holding the lock means more are waiting: go straight on.
-        if (session) delay = 0;
+        if (delivered > 0) lastDelivery = performance.now();
+        // More are waiting: go straight on. Otherwise the lock is kept while events keep coming, so
+        // that a busy relay polls with one statement on its session; idle for a while, it lets go.
+        if (more) delay = 0;
+        else if (session && performance.now() - lastDelivery > IDLE_RESIGN_MS) {
+          await finishMarking();
+          await resign();
+        }
       } catch (err) {
+        await resign();
         failures += 1;
         // Capped exponential backoff with jitter, so instances do not retry in step.
         const base = Math.min(maxBackoffMs, pollMs * 2 ** failures);
