@@ -82,6 +82,7 @@ export function plotSvg(title: string, times: number[], panels: Panel[]): string
   const x = (t: number) => left + (t / tMax) * plotWidth;
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`,
+    `<title>${escapeXml(title)}</title>`,
     `<rect width="${width}" height="${height}" fill="white"/>`,
     `<text x="${left}" y="20" font-size="14" font-weight="bold">${escapeXml(title)}</text>`,
   ];
