@@ -33,6 +33,9 @@ export interface OutboxRelayOptions {
   maxBackoffMs?: number;
 }
 
+/** A relay that has delivered nothing for this long gives up the lock between polls. */
+const IDLE_RESIGN_MS = 5_000;
+
 /**
  * Delivers the outbox: each event as one structured log line and, with NATS configured, to
  * JetStream, then marks it delivered. At least once: a crash between publish and mark re-publishes
@@ -52,9 +55,6 @@ export interface OutboxRelayOptions {
  * A relay that dies loses it with its session, and the next one re-publishes what it had published
  * but not marked (duplicates that JetStream drops).
  */
-/** A relay that has delivered nothing for this long gives up the lock between polls. */
-const IDLE_RESIGN_MS = 5_000;
-
 export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const { pool, log, publisher, pollMs } = options;
   const batchSize = options.batchSize ?? 1_000;
