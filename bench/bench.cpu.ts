@@ -18,7 +18,7 @@ function stat(pid: number): string[] | undefined {
 }
 
 /** `pid` and all its descendants (PostgreSQL's backends are children of the postmaster). */
-function family(pid: number): number[] {
+export function family(pid: number): number[] {
   let all: number[];
   try {
     all = readdirSync('/proc')

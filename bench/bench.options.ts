@@ -24,6 +24,8 @@ export interface BenchOptions {
   cpuProf: boolean;
   /** Both services trace every request and export the spans over OTLP to a sink in the bench. */
   tracing: boolean;
+  /** The NATS the Inventory service's relay publishes to (`--nats`); undefined: events go to the log only. */
+  natsUrl: string | undefined;
 }
 
 export const USAGE = `npm run bench -- [options]
@@ -39,6 +41,8 @@ export const USAGE = `npm run bench -- [options]
   --pool-max N           the services' DATABASE_POOL_MAX and the purchase floor's pool size, default 10
   --cpu-prof             write V8 CPU profiles of both services to bench/results/profiles/
   --tracing              both services trace every request (OpenTelemetry, OTLP to a sink in the bench)
+  --nats                 the relay publishes to NATS JetStream at NATS_URL (default nats://127.0.0.1:4222),
+                         into a stream of the run's own; adds the relay's drain rate to the report
   --help
 `;
 
@@ -70,6 +74,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
       'pool-max': { type: 'string' },
       'cpu-prof': { type: 'boolean' },
       tracing: { type: 'boolean' },
+      nats: { type: 'boolean' },
       help: { type: 'boolean' },
     },
   });
@@ -100,6 +105,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
     poolMax: positiveInt('pool-max', values['pool-max'], 10, 1000),
     cpuProf: values['cpu-prof'] ?? false,
     tracing: values.tracing ?? false,
+    natsUrl: values.nats ? env.NATS_URL?.trim() || 'nats://127.0.0.1:4222' : undefined,
   };
   if (options.scenarios.length === 0) throw new UsageError('--scenarios names no scenario');
   return options;

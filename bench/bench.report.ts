@@ -1,3 +1,4 @@
+import type { DrainResult } from './bench.relay.js';
 import type { ScenarioResult } from './bench.scenarios.js';
 
 export interface Meta {
@@ -11,8 +12,24 @@ export interface Meta {
   rounds: number;
   log_level: string;
   pool_max: number;
+  /** The NATS the relay published to (`--nats`), or null: the log only. */
+  nats: string | null;
   postgres: string;
   command: string;
+}
+
+/** With --nats: the run's stream against the events the service wrote. */
+export interface NatsCheck {
+  /** Events written during the run (and pending before it). */
+  expected: number;
+  in_stream: number;
+  /** Events still undelivered when the stream was counted. */
+  left: number;
+}
+
+export interface RelayReport {
+  drain?: DrainResult | undefined;
+  nats?: NatsCheck | undefined;
 }
 
 const round = (value: number, digits: number) =>
@@ -21,9 +38,21 @@ const round = (value: number, digits: number) =>
 const roundAll = (values: Record<string, number>) =>
   Object.fromEntries(Object.entries(values).map(([key, value]) => [key, round(value, 0)]));
 
-export function toJson(results: ScenarioResult[], meta: Meta) {
+export function toJson(results: ScenarioResult[], meta: Meta, relay: RelayReport = {}) {
   return {
     meta,
+    ...(relay.drain
+      ? {
+          relay_drain: {
+            events: relay.drain.events,
+            seconds: round(relay.drain.seconds, 2),
+            per_s: round(relay.drain.per_s, 0),
+          },
+        }
+      : {}),
+    ...(relay.nats
+      ? { nats_stream: { ...relay.nats, exactly_once: relay.nats.in_stream === relay.nats.expected } }
+      : {}),
     scenarios: results.map((r) => ({
       name: r.name,
       rps: round(r.target.rps, 1),
@@ -42,6 +71,16 @@ export function toJson(results: ScenarioResult[], meta: Meta) {
         floor: roundAll(r.floor.cpuPerRequest),
       },
       ...(r.sold !== undefined ? { sold_units: r.sold, ledger_ok: r.problems.length === 0 } : {}),
+      ...(r.relay
+        ? {
+            relay: {
+              written_per_s: round(r.relay.written_per_s, 0),
+              delivered_per_s: round(r.relay.delivered_per_s, 0),
+              max_backlog: r.relay.max_backlog,
+              end_backlog: r.relay.end_backlog,
+            },
+          }
+        : {}),
     })),
   };
 }
@@ -54,7 +93,41 @@ const FLOORS: Record<string, string> = {
   checkout: 'same SQL via pg',
 };
 
-export function toMarkdown(results: ScenarioResult[], meta: Meta): string {
+function relayLines(results: ScenarioResult[], meta: Meta, relay: RelayReport): string[] {
+  const watched = results.filter((r) => r.relay);
+  if (watched.length === 0) return [];
+  const lines = [
+    `Outbox relay (${meta.nats ? `to NATS JetStream at ${meta.nats}` : 'to the log only'}) during the targets' measured runs:`,
+    '',
+    '| scenario | purchases/s | events written/s | events delivered/s | max backlog | backlog at end |',
+    '|---|--:|--:|--:|--:|--:|',
+    ...watched.map(
+      (r) =>
+        `| ${r.name} | ${r.target.rps.toFixed(0)} | ${r.relay!.written_per_s.toFixed(0)} | ${r.relay!.delivered_per_s.toFixed(0)} | ${r.relay!.max_backlog} | ${r.relay!.end_backlog} |`,
+    ),
+    '',
+  ];
+  if (relay.drain) {
+    const highest = Math.max(...watched.map((r) => r.relay!.written_per_s));
+    lines.push(
+      `Relay alone: ${relay.drain.events} events written by SQL, delivered in ${relay.drain.seconds.toFixed(1)} s: ` +
+        `**${relay.drain.per_s.toFixed(0)} events/s**, ${(relay.drain.per_s / highest).toFixed(1)} × the highest rate ` +
+        `the service wrote above (${highest.toFixed(0)} events/s).`,
+      '',
+    );
+  }
+  if (relay.nats) {
+    lines.push(
+      `JetStream: ${relay.nats.in_stream} messages in the run's stream for ${relay.nats.expected} events written` +
+        (relay.nats.in_stream === relay.nats.expected ? ' (each once).' : ' — MISMATCH.') +
+        (relay.nats.left > 0 ? ` ${relay.nats.left} events still undelivered after 60 s.` : ''),
+      '',
+    );
+  }
+  return lines;
+}
+
+export function toMarkdown(results: ScenarioResult[], meta: Meta, relay: RelayReport = {}): string {
   const fixed = (value: number, digits: number) => (Number.isFinite(value) ? value.toFixed(digits) : '–');
   const lines = [
     '| scenario | rps | p50 ms | p99 ms | non-2xx | floor | floor rps | floor p50 ms | floor p99 ms | ratio |',
@@ -103,11 +176,13 @@ export function toMarkdown(results: ScenarioResult[], meta: Meta): string {
   return [
     `${meta.date} · Node ${meta.node} · ${meta.cpus} × ${meta.cpu_model} · ${meta.connections} connections · ` +
       `${meta.duration_s} s per side (${meta.rounds} rounds, ${meta.warmup_s} s warm-up) · ` +
-      `LOG_LEVEL=${meta.log_level} · pool ${meta.pool_max} · ${meta.postgres}`,
+      `LOG_LEVEL=${meta.log_level} · pool ${meta.pool_max} · ${meta.postgres}` +
+      (meta.nats ? ` · NATS ${meta.nats}` : ''),
     '',
     ...lines,
     '',
     ...cpuTable,
+    ...relayLines(results, meta, relay),
     ...(ledger.length > 0 ? [`Stock ledger after each purchase scenario: ${ledger.join('; ')}.`, ''] : []),
     `\`${meta.command}\``,
     '',

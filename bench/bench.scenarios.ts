@@ -9,6 +9,7 @@ import { recordPurchase } from '../services/inventory/src/purchases/purchases.re
 import type { CpuMeter } from './bench.cpu.js';
 import { type HttpLoad, runHttp, runLoop, type Summary, summarize, Tally } from './bench.load.js';
 import type { BenchOptions, ScenarioName } from './bench.options.js';
+import { type RelaySummary, RelayTally, summarizeRelay, watchOutbox } from './bench.relay.js';
 import { checkLedger, type Seed } from './bench.seed.js';
 import { RESULTS_DIR, startChild } from './bench.system.js';
 
@@ -36,15 +37,24 @@ export interface ScenarioResult {
   /** Broken invariants found after the scenario (overselling); empty when none. */
   problems: string[];
   sold?: number;
+  /** Purchase scenarios: the service's events and its relay during the target's measured runs. */
+  relay?: RelaySummary;
 }
 
 const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)]!;
 
 /**
  * Warms both sides, then alternates them in ABBA order (target, floor, floor, target, ...), so a
- * machine that gets busier or quieter during the scenario weighs on both sides alike.
+ * machine that gets busier or quieter during the scenario weighs on both sides alike. `watchTarget`
+ * wraps each measured run of the target, outside the CPU accounting.
  */
-async function compare(options: BenchOptions, cpu: CpuMeter, target: Drive, floor: Drive) {
+async function compare(
+  options: BenchOptions,
+  cpu: CpuMeter,
+  target: Drive,
+  floor: Drive,
+  watchTarget: (run: () => Promise<void>) => Promise<void> = (run) => run(),
+) {
   await target(options.warmup, new Tally());
   await floor(options.warmup, new Tally());
   const tallies = { target: new Tally(), floor: new Tally() };
@@ -52,9 +62,12 @@ async function compare(options: BenchOptions, cpu: CpuMeter, target: Drive, floo
   for (let round = 0; round < options.rounds; round += 1) {
     const order = round % 2 === 0 ? (['target', 'floor'] as const) : (['floor', 'target'] as const);
     for (const side of order) {
-      const before = cpu.sample();
-      await (side === 'target' ? target : floor)(slice, tallies[side]);
-      tallies[side].addCpu(before, cpu.sample());
+      const run = async () => {
+        const before = cpu.sample();
+        await (side === 'target' ? target : floor)(slice, tallies[side]);
+        tallies[side].addCpu(before, cpu.sample());
+      };
+      await (side === 'target' ? watchTarget(run) : run());
     }
   }
   return { target: summarize(tallies.target), floor: summarize(tallies.floor) };
@@ -144,9 +157,12 @@ async function purchaseScenario(
         seconds,
         tally,
       );
-    const result = await compare(options, system.cpu, target, floor);
+    const relay = new RelayTally();
+    const result = await compare(options, system.cpu, target, floor, (run) =>
+      watchOutbox(system.inventoryPool, relay, run),
+    );
     const ledger = await checkLedger(system.inventoryPool, system.seed);
-    return { name, ...result, problems: ledger.problems, sold: ledger.sold };
+    return { name, ...result, problems: ledger.problems, sold: ledger.sold, relay: summarizeRelay(relay) };
   } finally {
     await pool.end();
   }

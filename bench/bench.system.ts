@@ -56,6 +56,31 @@ export async function openDatabases(given: { products?: string; inventory?: stri
   };
 }
 
+/** What a service is given, and nothing else from the bench's environment. */
+export function serviceEnv(
+  options: { poolMax: number; logLevel: string },
+  databaseUrl: string,
+  apiKey: string,
+  otlpUrl?: string,
+): Record<string, string> {
+  return {
+    // With tracing, the bench's own OTEL_* settings (a sampler, say) go to the services as well.
+    ...(otlpUrl
+      ? {
+          ...Object.fromEntries(Object.entries(process.env).filter(([name]) => name.startsWith('OTEL_'))),
+          OTEL_EXPORTER_OTLP_ENDPOINT: otlpUrl,
+        }
+      : {}),
+    ...(process.env.HOME ? { HOME: process.env.HOME } : {}),
+    ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
+    NODE_ENV: 'production',
+    DATABASE_URL: databaseUrl,
+    DATABASE_POOL_MAX: String(options.poolMax),
+    API_KEYS: apiKey,
+    LOG_LEVEL: options.logLevel,
+  };
+}
+
 export interface ChildServer {
   name: string;
   url: string;

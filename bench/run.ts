@@ -11,11 +11,19 @@ import { createPool } from '@catalogo/kit/db';
 import pino from 'pino';
 import { CpuMeter } from './bench.cpu.js';
 import { type BenchOptions, parseOptions, USAGE, UsageError } from './bench.options.js';
-import { type OtlpSink, startOtlpSink } from './bench.otlp.js';
-import { type Meta, toJson, toMarkdown } from './bench.report.js';
+import { startOtlpSink } from './bench.otlp.js';
+import { type BenchStream, benchStream, type DrainResult, measureDrain, settle } from './bench.relay.js';
+import { type Meta, type NatsCheck, toJson, toMarkdown } from './bench.report.js';
 import { API_KEY, runScenario, type ScenarioResult } from './bench.scenarios.js';
 import { seed } from './bench.seed.js';
-import { type ChildServer, type Databases, openDatabases, RESULTS_DIR, startChild } from './bench.system.js';
+import {
+  type ChildServer,
+  type Databases,
+  openDatabases,
+  RESULTS_DIR,
+  serviceEnv,
+  startChild,
+} from './bench.system.js';
 
 const say = (line: string) => process.stdout.write(`[bench] ${line}\n`);
 
@@ -27,25 +35,6 @@ async function stopAll(): Promise<void> {
   if (stopping) return;
   stopping = true;
   for (const step of cleanup.reverse()) await step().catch(() => {});
-}
-
-function serviceEnv(options: BenchOptions, databaseUrl: string, otlp?: OtlpSink): Record<string, string> {
-  return {
-    // With tracing, the bench's own OTEL_* settings (a sampler, say) go to the services as well.
-    ...(otlp
-      ? {
-          ...Object.fromEntries(Object.entries(process.env).filter(([name]) => name.startsWith('OTEL_'))),
-          OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
-        }
-      : {}),
-    ...(process.env.HOME ? { HOME: process.env.HOME } : {}),
-    ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
-    NODE_ENV: 'production',
-    DATABASE_URL: databaseUrl,
-    DATABASE_POOL_MAX: String(options.poolMax),
-    API_KEYS: API_KEY,
-    LOG_LEVEL: options.logLevel,
-  };
 }
 
 async function main(): Promise<number> {
@@ -75,6 +64,17 @@ async function main(): Promise<number> {
 
   const otlp = options.tracing ? await startOtlpSink() : undefined;
   if (otlp) cleanup.push(otlp.close);
+  const needsInventory = options.scenarios.some(
+    (name) => name.startsWith('purchase-') || name === 'checkout',
+  );
+  // With --nats, the relay publishes into a stream of the run's own, deleted at the end.
+  let stream: BenchStream | undefined;
+  if (options.natsUrl && needsInventory) {
+    stream = await benchStream(options.natsUrl, `${process.pid.toString(36)}${Date.now().toString(36)}`);
+    cleanup.push(stream.dispose);
+    say(`NATS: ${options.natsUrl}, stream ${stream.name} (deleted at the end)`);
+  }
+
   // One folder per service: Node writes one profile per thread, tsx's loader thread included.
   // Tracing loads before the service, as the services' start scripts load it.
   const profile = (name: string) => [
@@ -84,20 +84,26 @@ async function main(): Promise<number> {
   const products: ChildServer = await startChild(
     'products',
     'services/products/src/server.ts',
-    serviceEnv(options, databases.products, otlp),
+    serviceEnv(options, databases.products, API_KEY, otlp?.url),
     profile('products'),
   );
   cleanup.push(products.stop);
   // The Inventory service is only started when a purchase scenario needs it.
-  const needsInventory = options.scenarios.some((name) => name.startsWith('purchase-'));
   const inventory: ChildServer | undefined = needsInventory
     ? await startChild(
         'inventory',
         'services/inventory/src/server.ts',
         {
-          ...serviceEnv(options, databases.inventory, otlp),
+          ...serviceEnv(options, databases.inventory, API_KEY, otlp?.url),
           PRODUCTS_URL: products.url,
           PRODUCTS_API_KEY: API_KEY,
+          ...(stream && options.natsUrl
+            ? {
+                NATS_URL: options.natsUrl,
+                NATS_STREAM: stream.name,
+                NATS_SUBJECT_PREFIX: stream.subjectPrefix,
+              }
+            : {}),
         },
         profile('inventory'),
       )
@@ -121,6 +127,13 @@ async function main(): Promise<number> {
   const seeded = await seed(productsPool, inventory ? inventoryPool : undefined);
   const version = await productsPool.query<{ server_version: string }>('SHOW server_version');
   say(`seeded ${seeded.products.length} products with stock; ready in ${(Date.now() - started) / 1000} s`);
+
+  // Outbox rows already delivered before the run (given databases) never reach the run's stream.
+  const deliveredBefore = inventory
+    ? Number(
+        (await inventoryPool.query<{ n: string }>('SELECT count(published_at) AS n FROM outbox')).rows[0]!.n,
+      )
+    : 0;
 
   const cpu = new CpuMeter();
   cpu.watch('bench', process.pid);
@@ -154,6 +167,25 @@ async function main(): Promise<number> {
     );
   }
 
+  let drain: DrainResult | undefined;
+  let natsCheck: NatsCheck | undefined;
+  if (stream) {
+    say('relay alone: 50 000 events written by SQL, timing their delivery');
+    drain = await measureDrain(
+      inventoryPool,
+      seeded.products.map((p) => p.id),
+      50_000,
+    );
+    say(`relay alone: ${drain.per_s.toFixed(0)} events/s (${drain.seconds.toFixed(1)} s)`);
+    const left = await settle(inventoryPool, 60_000);
+    const { rows } = await inventoryPool.query<{ n: string }>('SELECT count(*) AS n FROM outbox');
+    natsCheck = { expected: Number(rows[0]!.n) - deliveredBefore, in_stream: await stream.messages(), left };
+    say(
+      `stream ${stream.name}: ${natsCheck.in_stream} messages for ${natsCheck.expected} events written` +
+        (left > 0 ? `, ${left} still undelivered after 60 s` : ''),
+    );
+  }
+
   const meta: Meta = {
     date: new Date().toISOString(),
     node: process.version,
@@ -165,18 +197,24 @@ async function main(): Promise<number> {
     rounds: options.rounds,
     log_level: options.logLevel,
     pool_max: options.poolMax,
+    nats: options.natsUrl ?? null,
     postgres: `PostgreSQL ${version.rows[0]!.server_version}, ${databases.description.split(' (')[0]}`,
     command: ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])]
       .join(' ')
       // A database URL given on the command line may carry a password: the report does not.
       .replace(/\/\/([^:/@\s]+):[^@\s]*@/g, '//$1:***@'),
   };
-  const markdown = toMarkdown(results, meta);
-  await writeFile(join(RESULTS_DIR, 'latest.json'), `${JSON.stringify(toJson(results, meta), null, 2)}\n`);
+  const extra = { drain, nats: natsCheck };
+  const markdown = toMarkdown(results, meta, extra);
+  await writeFile(
+    join(RESULTS_DIR, 'latest.json'),
+    `${JSON.stringify(toJson(results, meta, extra), null, 2)}\n`,
+  );
   await writeFile(join(RESULTS_DIR, 'latest.md'), markdown);
   process.stdout.write(`\n${markdown}\n`);
   say(`wrote bench/results/latest.json and latest.md in ${((Date.now() - started) / 1000).toFixed(0)} s`);
-  return results.some((r) => r.problems.length > 0) ? 1 : 0;
+  const streamBroken = natsCheck !== undefined && natsCheck.in_stream !== natsCheck.expected;
+  return results.some((r) => r.problems.length > 0) || streamBroken ? 1 : 0;
 }
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

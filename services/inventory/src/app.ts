@@ -115,8 +115,14 @@ export async function buildApp(config: InventoryConfig, logger: Logger): Promise
   });
 
   const relayLog = logger.child({ component: 'outbox-relay' });
+  // The relay has connections of its own (its lock's session, and reads beside it): under load it
+  // never queues behind requests for one, nor takes one from them; the backlog gauge uses them too.
+  const relayPool = createPool(
+    { connectionString: config.databaseUrl, max: 2, applicationName: 'inventory-outbox-relay' },
+    relayLog,
+  );
   const relay = createOutboxRelay({
-    pool,
+    pool: relayPool,
     log: relayLog,
     publisher: config.nats.url
       ? createNatsPublisher({ ...config.nats, url: config.nats.url }, relayLog)
@@ -135,6 +141,7 @@ export async function buildApp(config: InventoryConfig, logger: Logger): Promise
     // In-flight requests have finished by now; the relay completes its batch before the pool closes.
     await sweeper.stop();
     await relay.stop();
+    await relayPool.end();
     await housekeeping.stop();
     await products.close();
     await pool.end();

@@ -3,22 +3,20 @@
  * exactly once — a relay that dies between publishing and marking re-publishes, and JetStream drops
  * the copy by its Nats-Msg-Id — and a NATS outage delays events without failing a purchase.
  *
- * Needs NATS at NATS_URL (CI exports nats://127.0.0.1:4222); the outage test starts its own
- * `nats-server` and needs only the binary. Without them these tests are skipped, never failed.
+ * A batch is published with every event in flight, yet JetStream stores an event only right after
+ * the one before it in the batch, so a product's events are never stored out of order.
+ *
+ * Needs NATS at NATS_URL (CI exports nats://127.0.0.1:4222); the outage and ordering tests start
+ * their own `nats-server` and need only the binary. Without them these tests are skipped, never failed.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { App } from '@catalogo/kit/app';
-import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/database.js';
-import { createNatsPublisher } from '../src/outbox/outbox.publisher.js';
+import { createNatsPublisher, OutOfOrderError, streamConfig } from '../src/outbox/outbox.publisher.js';
 import { createOutboxRelay } from '../src/outbox/outbox.relay.js';
 import {
   buildInventory,
@@ -28,63 +26,20 @@ import {
   setStockIn,
   startProducts,
 } from './helpers.js';
+import { NATS_SERVER_BINARY, natsAnswers, type OwnNats, ownNats, type Received, readStream } from './nats.js';
 
 const NATS_URL = process.env.NATS_URL;
 const silent = pino({ level: 'silent' });
-
-/** Whether a NATS with JetStream answers at `url` within a second. */
-async function natsAnswers(url: string | undefined): Promise<boolean> {
-  if (!url) return false;
-  try {
-    const nc = await connect({ servers: url, timeout: 1_000, maxReconnectAttempts: 0 });
-    try {
-      await jetstreamManager(nc);
-      return true;
-    } finally {
-      await nc.close();
-    }
-  } catch {
-    return false;
-  }
-}
 
 const hasNats = await natsAnswers(NATS_URL);
 const noNats =
   `no NATS with JetStream answers at NATS_URL (${NATS_URL ?? 'unset'}); ` +
   'set NATS_URL=nats://127.0.0.1:4222 to run them';
 if (!hasNats) console.log(`[events-nats] SKIPPED the JetStream delivery tests: ${noNats}`);
-const natsServerBinary = spawnSync('nats-server', ['--version']).status === 0;
-const noBinary = 'the nats-server binary is not on PATH';
-if (!natsServerBinary) console.log(`[events-nats] SKIPPED the NATS outage test: ${noBinary}`);
+const noBinary = 'the nats-server binary is not installed';
+if (!NATS_SERVER_BINARY) console.log(`[events-nats] SKIPPED the outage and ordering tests: ${noBinary}`);
 /** A suite's name, which says why when it is skipped (reporters list skipped suites by name). */
 const titled = (name: string, runs: boolean, why: string) => (runs ? name : `${name} — skipped: ${why}`);
-
-interface Envelope {
-  id: string;
-  type: string;
-  occurred_at: string;
-  data: Record<string, unknown>;
-}
-
-interface Received {
-  subject: string;
-  msgId: string | undefined;
-  event: Envelope;
-}
-
-/** Every message the stream holds, in stream order. */
-async function readStream(nc: NatsConnection, stream: string): Promise<Received[]> {
-  const { state } = await (await jetstreamManager(nc)).streams.info(stream);
-  const received: Received[] = [];
-  if (state.messages === 0) return received;
-  const consumer = await jetstream(nc).consumers.get(stream, { deliver_policy: DeliverPolicy.All });
-  const messages = await consumer.consume();
-  for await (const m of messages) {
-    received.push({ subject: m.subject, msgId: m.headers?.get('Nats-Msg-Id'), event: m.json<Envelope>() });
-    if (received.length === state.messages) break;
-  }
-  return received;
-}
 
 const unique = () => randomBytes(4).toString('hex');
 
@@ -235,57 +190,23 @@ describe.skipIf(!hasNats)(titled('JetStream delivery (NATS at NATS_URL)', hasNat
   });
 });
 
-/** A port on 127.0.0.1 that was free a moment ago. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-describe.skipIf(!natsServerBinary)(
-  titled('NATS outage (own nats-server)', natsServerBinary, noBinary),
+describe.skipIf(!NATS_SERVER_BINARY)(
+  titled('NATS outage (own nats-server)', NATS_SERVER_BINARY !== undefined, noBinary),
   () => {
-    let server: ChildProcess | undefined;
-    let port: number;
-    let storeDir: string;
+    let server: OwnNats;
     let nc: NatsConnection | undefined;
 
-    async function startServer() {
-      const child = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir], {
-        stdio: 'ignore',
-      });
-      server = child;
-      const deadline = Date.now() + 10_000;
-      while (!(await natsAnswers(`nats://127.0.0.1:${port}`))) {
-        if (Date.now() > deadline) throw new Error(`nats-server did not start on port ${port}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-
-    async function stopServer() {
-      const child = server;
-      if (!child || child.exitCode !== null) return;
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      await exited;
-    }
-
     beforeAll(async () => {
-      port = await freePort();
-      storeDir = await mkdtemp(join(tmpdir(), 'inventory-nats-'));
-      await startServer();
+      server = await ownNats(NATS_SERVER_BINARY as string);
     });
 
     afterAll(async () => {
       await nc?.close();
-      await stopServer();
-      await rm(storeDir, { recursive: true, force: true });
+      await server?.dispose();
     });
 
     it('purchases succeed while NATS is down, and every event arrives once it is back', async () => {
-      const natsUrl = `nats://127.0.0.1:${port}`;
+      const natsUrl = server.url;
       const stream = `OUTAGE_${unique()}`;
       const prefix = `outage_${unique()}`;
       const products = await startProducts();
@@ -302,13 +223,13 @@ describe.skipIf(!natsServerBinary)(
         const before = await buyMany(app, id, 3);
         await expect.poll(() => pendingIn(db), { timeout: 10_000 }).toBe(0);
 
-        await stopServer();
+        await server.stop();
         const during = await buyMany(app, id, 10);
         // Nothing can be delivered: the events wait in the outbox.
         await new Promise((r) => setTimeout(r, 300));
         expect(await pendingIn(db)).toBe(20);
 
-        await startServer();
+        await server.start();
         await expect.poll(() => pendingIn(db), { timeout: 30_000, interval: 200 }).toBe(0);
         nc = await connect({ servers: natsUrl });
         const received = await readStream(nc, stream);
@@ -320,5 +241,57 @@ describe.skipIf(!natsServerBinary)(
         await products.close();
       }
     }, 60_000);
+
+    it('a batch in flight is stored in its order or not at all: an event refused holds back those after it', async () => {
+      const stream = `CHAIN_${unique()}`;
+      const prefix = `chain_${unique()}`;
+      const own = await connect({ servers: server.url });
+      // A stream that refuses large messages: the second event of the batch is refused on its own.
+      await (await jetstreamManager(own)).streams.add({
+        ...streamConfig({ stream, subjectPrefix: prefix }),
+        max_msg_size: 512,
+      });
+      const publisher = createNatsPublisher({ url: server.url, stream, subjectPrefix: prefix }, silent);
+      const event = (n: number, filler = '') => ({
+        id: randomUUID(),
+        type: 'inventory.updated',
+        occurred_at: new Date().toISOString(),
+        data: { producto_id: 1, n, filler },
+      });
+      const stored = async () => (await readStream(own, stream)).map((r) => r.event.data.n);
+      try {
+        await publisher.ready();
+        const [first, large, third, fourth] = [event(1), event(2, 'x'.repeat(1_000)), event(3), event(4)];
+        const outcomes = await publisher.publishInOrder([first, large, third, fourth]);
+        expect(outcomes[0]).toBeUndefined();
+        expect(outcomes[1]).toBeInstanceOf(Error);
+        expect(outcomes[1]).not.toBeInstanceOf(OutOfOrderError);
+        expect(outcomes[2]).toBeInstanceOf(OutOfOrderError);
+        expect(outcomes[3]).toBeInstanceOf(OutOfOrderError);
+        expect(await stored()).toEqual([1]);
+
+        // Published again (a relay that died before marking): what the stream holds is acknowledged
+        // without a second copy, and the rest is stored after it.
+        expect(await publisher.publishInOrder([first, third, fourth])).toEqual([
+          undefined,
+          undefined,
+          undefined,
+        ]);
+        expect(await stored()).toEqual([1, 3, 4]);
+
+        // A batch whose head the stream already holds, but not as its last message: what follows the
+        // head is refused rather than stored away from its predecessor; it is stored as the next head.
+        const fifth = event(5);
+        const again = await publisher.publishInOrder([third, fifth]);
+        expect(again[0]).toBeUndefined();
+        expect(again[1]).toBeInstanceOf(OutOfOrderError);
+        expect(await publisher.publishInOrder([fifth])).toEqual([undefined]);
+        expect(await stored()).toEqual([1, 3, 4, 5]);
+      } finally {
+        await publisher.close();
+        await (await jetstreamManager(own)).streams.delete(stream);
+        await own.close();
+      }
+    });
   },
 );

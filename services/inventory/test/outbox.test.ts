@@ -10,7 +10,12 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { purgeExpired } from '../src/housekeeping.js';
-import { type EventPublisher, streamConfig, subjectOf } from '../src/outbox/outbox.publisher.js';
+import {
+  type EventPublisher,
+  OutOfOrderError,
+  streamConfig,
+  subjectOf,
+} from '../src/outbox/outbox.publisher.js';
 import { createOutboxRelay } from '../src/outbox/outbox.relay.js';
 import type { OutboxEvent } from '../src/outbox/outbox.repository.js';
 import { buildInventory, headers, purchaseBody, useInventoryApp } from './helpers.js';
@@ -29,21 +34,33 @@ function capturingLogger() {
   return { log: pino({ level: 'info' }, stream), lines };
 }
 
-/** A publisher that records what it was given, optionally failing on the n-th event. */
+/**
+ * A broker in memory that keeps JetStream's promises to the relay: an event it already holds is
+ * acknowledged again without a second copy, and an event whose predecessor in the list is not the
+ * last one it stored is refused. It can fail the n-th event it is sent.
+ */
 function recordingPublisher(options: { failOn?: number; delayMs?: number } = {}) {
   const published: OutboxEvent[] = [];
+  const batches: number[] = [];
   let calls = 0;
   const publisher: EventPublisher = {
     ready: async () => {},
-    publish: async (event) => {
-      calls += 1;
+    publishInOrder: async (events) => {
+      batches.push(events.length);
       if (options.delayMs) await new Promise((r) => setTimeout(r, options.delayMs));
-      if (calls === options.failOn) throw new Error('broker refused');
-      published.push(event);
+      return events.map((event, index) => {
+        calls += 1;
+        if (calls === options.failOn) return new Error('broker refused');
+        if (published.some((e) => e.id === event.id)) return undefined;
+        if (index > 0 && published.at(-1)?.id !== events[index - 1]!.id)
+          return new OutOfOrderError('not after its predecessor');
+        published.push(event);
+        return undefined;
+      });
     },
     close: async () => {},
   };
-  return { publisher, published };
+  return { publisher, published, batches };
 }
 
 async function eventsOf(productoId: number) {
@@ -182,14 +199,115 @@ describe('the relay', () => {
     expect(published.reduce((sum, m) => sum + Number(m[1]), 0)).toBe(lines.filter((l) => l.event).length);
   });
 
-  it('reports the backlog in outbox_pending at scrape time', async () => {
-    const id = await ctx.createProduct(2);
+  it('reports the backlog and the age of its oldest event at scrape time', async () => {
+    const pool = ctx.db().pool;
     const registry = new Registry();
-    createOutboxRelay({ pool: ctx.db().pool, log: pino({ level: 'silent' }), registry, pollMs: 50 });
-    await ctx.setStock(id, 1);
-    await ctx.setStock(id, 2);
-    const pending = Number(/^outbox_pending (\d+)$/m.exec(await registry.metrics())?.[1]);
-    expect(pending).toBeGreaterThanOrEqual(2);
+    const relay = createOutboxRelay({ pool, log: pino({ level: 'silent' }), registry, pollMs: 50 });
+    const gauge = async (name: string) =>
+      Number(new RegExp(`^${name} ([0-9.e+-]+)$`, 'm').exec(await registry.metrics())?.[1]);
+    await drain(relay);
+    expect(await gauge('outbox_pending')).toBe(0);
+    expect(await gauge('outbox_oldest_pending_age_seconds')).toBe(0);
+
+    await pool.query(
+      `INSERT INTO outbox (type, producto_id, data, occurred_at)
+       VALUES ('inventory.updated', 1999998, '{}', now() - interval '30 seconds'),
+              ('inventory.updated', 1999998, '{}', now())`,
+    );
+    expect(await gauge('outbox_pending')).toBe(2);
+    const age = await gauge('outbox_oldest_pending_age_seconds');
+    expect(age).toBeGreaterThanOrEqual(30);
+    expect(age).toBeLessThan(300);
+    await drain(relay);
+    expect(await gauge('outbox_pending')).toBe(0);
+  });
+
+  it('publishes a batch with no transaction open, under the relay lock, and marks it with one statement', async () => {
+    const pool = ctx.db().pool;
+    const silent = pino({ level: 'silent' });
+    await drain(createOutboxRelay({ pool, log: silent, pollMs: 50 }));
+    const { rows } = await pool.query<{ id: string }>(
+      `INSERT INTO outbox (type, producto_id, data)
+       SELECT 'inventory.updated', 1999997, jsonb_build_object('n', n) FROM generate_series(1, 30) AS n
+       RETURNING id`,
+    );
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let published = (_: number) => {};
+    const inFlight = new Promise<number>((resolve) => {
+      published = resolve;
+    });
+    const broker: EventPublisher = {
+      ready: async () => {},
+      publishInOrder: async (events) => {
+        published(events.length);
+        await gate;
+        return events.map(() => undefined);
+      },
+      close: async () => {},
+    };
+    const relayLocks = async () =>
+      (
+        await pool.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_locks
+           WHERE locktype = 'advisory' AND granted
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+        )
+      ).rows[0]!.n;
+    const relay = createOutboxRelay({ pool, log: silent, publisher: broker, pollMs: 50 });
+    const delivering = relay.relayOnce();
+    // All 30 sent together, and while their acknowledgements are awaited:
+    expect(await inFlight).toBe(30);
+    const open = await pool.query(
+      `SELECT pid, state FROM pg_stat_activity
+       WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL`,
+    );
+    expect(open.rows).toEqual([]);
+    expect(await relayLocks()).toBe(1);
+    const other = recordingPublisher();
+    expect(
+      await createOutboxRelay({ pool, log: silent, publisher: other.publisher, pollMs: 50 }).relayOnce(),
+    ).toBe(0);
+    release();
+    expect(await delivering).toBe(30);
+    expect(other.published).toEqual([]);
+    const marks = await pool.query<{ n: number }>(
+      'SELECT count(DISTINCT published_at)::int AS n FROM outbox WHERE id = ANY($1::uuid[])',
+      [rows.map((r) => r.id)],
+    );
+    expect(marks.rows[0]!.n).toBe(1);
+    // The backlog was read to its end: the lock is free for any instance.
+    expect(await relayLocks()).toBe(0);
+  });
+
+  it('carries on at once when a batch is cut short by events the broker already held', async () => {
+    const pool = ctx.db().pool;
+    const { log, lines } = capturingLogger();
+    await drain(createOutboxRelay({ pool, log: pino({ level: 'silent' }), pollMs: 50 }));
+    await pool.query(
+      `INSERT INTO outbox (type, producto_id, data)
+       SELECT 'inventory.updated', 1999996, jsonb_build_object('n', n) FROM generate_series(1, 4) AS n`,
+    );
+    const events = (await eventsOf(1999996)).map((e) => ({ ...e, occurred_at: '', data: e.data }));
+    const broker = recordingPublisher();
+    // A relay published the first two and died before marking them; something else came after.
+    const foreign = { id: 'foreign', type: 'other', occurred_at: '', data: {} };
+    broker.published.push(events[0]!, events[1]!, foreign);
+    const relay = createOutboxRelay({ pool, log, publisher: broker.publisher, pollMs: 50 });
+    expect(await relay.relayOnce()).toBe(2);
+    expect(await relay.relayOnce()).toBe(2);
+    expect(await relay.relayOnce()).toBe(0);
+    expect(broker.published.map((e) => e.id)).toEqual([
+      events[0]!.id,
+      events[1]!.id,
+      'foreign',
+      events[2]!.id,
+      events[3]!.id,
+    ]);
+    expect(lines.filter((line) => (line.level as number) >= 40)).toEqual([]);
+    expect((await eventsOf(1999996)).every((e) => e.published)).toBe(true);
   });
 
   it('delivers in seq order and, when a publish fails, keeps what was acked and resumes at the failure', async () => {
@@ -289,7 +407,7 @@ describe('the relay', () => {
       maxBackoffMs: 60_000,
       publisher: {
         ready: () => Promise.reject(new Error('NATS down')),
-        publish: () => Promise.reject(new Error('unreachable')),
+        publishInOrder: () => Promise.reject(new Error('unreachable')),
         close: async () => {},
       },
     });

@@ -10,12 +10,12 @@ export interface OutboxEvent {
 }
 
 /**
- * The key of the transaction-level advisory lock that makes one relay at a time deliver: an
- * arbitrary constant that no other lock of this database uses.
+ * The key of the session-level advisory lock that makes one relay at a time deliver: an arbitrary
+ * constant that no other lock of this database uses.
  */
 const RELAY_LOCK = 7_315_020_001;
 
-/** A cheap probe (an index-only look at the partial index) so that an idle relay opens no transaction. */
+/** A cheap probe (an index-only look at the partial index) so that an idle relay takes no lock. */
 export async function hasPending(db: Queryable): Promise<boolean> {
   const { rows } = await db.query<{ pending: boolean }>(
     'SELECT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL) AS pending',
@@ -23,33 +23,71 @@ export async function hasPending(db: Queryable): Promise<boolean> {
   return rows[0]!.pending;
 }
 
-export async function countPending(db: Queryable): Promise<number> {
-  const { rows } = await db.query<{ count: number }>(
-    'SELECT count(*)::int AS count FROM outbox WHERE published_at IS NULL',
-  );
-  return rows[0]!.count;
+export interface Backlog {
+  pending: number;
+  /** Seconds since the oldest undelivered event committed; 0 when none waits. */
+  oldestAgeSeconds: number;
 }
 
-/** True when this transaction is now the one relay; the lock goes with the transaction's end. */
-export async function tryLockRelay(tx: pg.PoolClient): Promise<boolean> {
-  const { rows } = await tx.query<{ locked: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS locked', [
+/** The backlog and how long its oldest event has waited, in one statement. */
+export async function backlog(db: Queryable): Promise<Backlog> {
+  const { rows } = await db.query<Backlog>(
+    `SELECT count(*)::int AS "pending",
+            COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - (
+              SELECT occurred_at FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT 1)), 0)::float8
+              AS "oldestAgeSeconds"
+     FROM outbox WHERE published_at IS NULL`,
+  );
+  return rows[0]!;
+}
+
+/**
+ * True when this session is now the one relay. The lock is the session's: it outlives statements,
+ * so the relay publishes with no transaction open, and it goes when the session ends — at once when
+ * the instance dies, its socket being closed. A host that vanishes closes nothing: the keepalives set
+ * here make PostgreSQL end that session, and free the lock, within about 20 s instead of hours.
+ */
+export async function tryLockRelay(session: pg.PoolClient): Promise<boolean> {
+  const { rows } = await session.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [
     RELAY_LOCK,
   ]);
-  return rows[0]!.locked;
+  if (!rows[0]!.locked) return false;
+  await session.query(
+    `SELECT set_config('tcp_keepalives_idle', '10', false),
+            set_config('tcp_keepalives_interval', '5', false),
+            set_config('tcp_keepalives_count', '2', false)`,
+  );
+  return true;
 }
 
-/** The oldest undelivered events, in `seq` order (per product, the order their changes committed). */
-export async function pendingBatch(tx: pg.PoolClient, limit: number): Promise<OutboxEvent[]> {
-  const { rows } = await tx.query<OutboxEvent>(
+export async function unlockRelay(session: pg.PoolClient): Promise<void> {
+  await session.query('SELECT pg_advisory_unlock($1)', [RELAY_LOCK]);
+}
+
+/**
+ * The oldest undelivered events, in `seq` order, leaving out `excluded` (a batch published whose mark
+ * is still being written). Per product that is the order their changes committed (rows are written
+ * under the product's stock row lock), and the rows of a product that are visible are all its
+ * committed ones: one that commits later has a higher `seq` than all of them. Across products a lower
+ * `seq` can become visible after a higher one; it is simply read next time.
+ */
+export async function pendingBatch(
+  db: Queryable,
+  limit: number,
+  excluded: readonly string[] = [],
+): Promise<OutboxEvent[]> {
+  const { rows } = await db.query<OutboxEvent>(
     `SELECT id, type, occurred_at, data FROM outbox
-     WHERE published_at IS NULL ORDER BY seq LIMIT $1`,
-    [limit],
+     WHERE published_at IS NULL AND id NOT IN (SELECT unnest($2::uuid[]))
+     ORDER BY seq LIMIT $1`,
+    [limit, excluded],
   );
   return rows;
 }
 
-export async function markPublished(tx: pg.PoolClient, ids: string[]): Promise<void> {
-  await tx.query('UPDATE outbox SET published_at = now() WHERE id = ANY($1::uuid[])', [ids]);
+/** Marks a whole batch delivered with one statement. */
+export async function markPublished(db: Queryable, ids: string[]): Promise<void> {
+  await db.query('UPDATE outbox SET published_at = now() WHERE id = ANY($1::uuid[])', [ids]);
 }
 
 /** Deletes events delivered longer ago than the retention, in bounded batches. */
