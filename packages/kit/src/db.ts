@@ -56,6 +56,13 @@ export type Queryable = Pick<pg.Pool | pg.PoolClient, 'query'>;
 export async function withTransaction<T>(pool: pg.Pool, work: (tx: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   let broken = false;
+  // The pool listens for a lost connection only while the client is idle. Checked out here, a
+  // connection the server ends between two queries (a failover, an administrator) emits 'error'
+  // with no listener, which would crash the process; the next query fails and the work rolls back.
+  const lost = () => {
+    broken = true;
+  };
+  client.on('error', lost);
   try {
     await client.query('BEGIN');
     const result = await work(client);
@@ -69,7 +76,8 @@ export async function withTransaction<T>(pool: pg.Pool, work: (tx: pg.PoolClient
     }
     throw err;
   } finally {
-    // A connection whose ROLLBACK failed is in an unknown state: destroy it rather than reuse it.
+    client.off('error', lost);
+    // A connection whose ROLLBACK failed, or that was lost, is in an unknown state: destroy it.
     client.release(broken);
   }
 }

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import pino from 'pino';
 import { describe, expect, it, vi } from 'vitest';
@@ -8,16 +9,16 @@ import { createLogger } from '../src/logger.js';
 function fakePool(failOn?: string) {
   const statements: string[] = [];
   const releases: (boolean | undefined)[] = [];
-  const client = {
+  const client = Object.assign(new EventEmitter(), {
     query: async (sql: string) => {
       statements.push(sql);
       if (sql === failOn) throw new Error(`${sql} failed`);
       return { rows: [], rowCount: 0 };
     },
     release: (destroy?: boolean) => void releases.push(destroy),
-  };
+  });
   const pool = { connect: async () => client } as unknown as pg.Pool;
-  return { pool, statements, releases };
+  return { pool, client, statements, releases };
 }
 
 describe('withTransaction', () => {
@@ -58,6 +59,16 @@ describe('withTransaction', () => {
       }),
     ).rejects.toThrow('original');
     expect(releases).toEqual([true]);
+  });
+
+  it('survives the server ending the connection between two queries, and destroys it', async () => {
+    const { pool, client, releases } = fakePool();
+    await withTransaction(pool, async () => {
+      // Without a listener, this 'error' would throw: in a service, an uncaught exception.
+      client.emit('error', new Error('terminating connection due to administrator command'));
+    });
+    expect(releases).toEqual([true]);
+    expect(client.listenerCount('error')).toBe(0);
   });
 });
 
