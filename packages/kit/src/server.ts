@@ -5,6 +5,12 @@ import { ConfigError } from './config.js';
 import { createLogger } from './logger.js';
 import { shutdownTracing } from './tracing.js';
 
+/**
+ * How long a stopping service waits for in-flight requests and its pool before it exits anyway.
+ * Deployments give a pod at least this long between SIGTERM and SIGKILL.
+ */
+export const SHUTDOWN_DELAY_MS = 10_000;
+
 export interface ServiceDefinition<
   C extends { host: string; port: number; logLevel: string; nodeEnv: string },
 > {
@@ -41,7 +47,7 @@ export async function runService<C extends { host: string; port: number; logLeve
     logger.flush();
     process.exit(1);
   }
-  closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+  closeWithGrace({ delay: SHUTDOWN_DELAY_MS }, async ({ signal, err }) => {
     if (err) logger.error({ err }, 'shutting down after an unexpected error');
     else logger.info({ signal }, 'shutting down: finishing in-flight requests');
     await app.close();
