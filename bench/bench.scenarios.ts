@@ -13,7 +13,8 @@ import { type RelaySummary, RelayTally, summarizeRelay, watchOutbox } from './be
 import { checkLedger, type Seed } from './bench.seed.js';
 import { RESULTS_DIR, startChild } from './bench.system.js';
 
-export const API_KEY = 'bench-key';
+// The services run as in production, where a key must have at least 16 characters.
+export const API_KEY = 'catalogo-bench-key';
 const MEDIA_TYPE = 'application/vnd.api+json';
 const PRODUCT_LIST_PATH = '/api/products?page[size]=20';
 

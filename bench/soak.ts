@@ -21,7 +21,8 @@ import { type ChildServer, openDatabases, RESULTS_DIR, serviceEnv, startChild } 
 import { type Interval, MIX, SoakLoad } from './soak.load.js';
 import { type Sample, samplesTable, soakPlot } from './soak.report.js';
 
-const API_KEY = 'soak-key';
+// The services run as in production, where a key must have at least 16 characters.
+const API_KEY = 'catalogo-soak-key';
 const SAMPLE_S = 10;
 /** The memory criterion: the median RSS of the last third of the samples at most this much above the second third's. */
 const RSS_GROWTH_LIMIT = 0.1;
