@@ -255,6 +255,19 @@ describe('what Products answers is checked before it is sold or shown', () => {
     }
   });
 
+  it('checks every product of a filter[id] answer as it checks a single one', async () => {
+    const { warnings, logger } = capture();
+    const { server, client } = await serving(undefined, logger);
+    server.prices.set(7, 12.5);
+    server.prices.set(8, 12.345);
+    expect((await client.getProducts([7], 'r')).get(7)?.attributes.precio).toBe(12.5);
+    const error = await client.getProducts([7, 8], 'r').catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(AppError);
+    expect((error as AppError).status).toBe(503);
+    const warning = warnings.find((line) => line.msg === 'refused the product Products answered');
+    expect(String(warning?.reason)).toMatch(/precio: 12.345/);
+  });
+
   it(`stops reading an answer past ${MAX_PRODUCT_RESPONSE_BYTES / 1024} KiB: 503 at once, not retried`, async () => {
     const { warnings, logger } = capture();
     const { server, client } = await serving(undefined, logger);
