@@ -58,7 +58,7 @@ export async function openDatabases(given: { products?: string; inventory?: stri
 
 /** What a service is given, and nothing else from the bench's environment. */
 export function serviceEnv(
-  options: { poolMax: number; logLevel: string },
+  options: { poolMax: number; logLevel: string; instances?: number },
   databaseUrl: string,
   apiKey: string,
   otlpUrl?: string,
@@ -76,6 +76,7 @@ export function serviceEnv(
     NODE_ENV: 'production',
     DATABASE_URL: databaseUrl,
     DATABASE_POOL_MAX: String(options.poolMax),
+    INSTANCES: String(options.instances ?? 1),
     API_KEYS: apiKey,
     LOG_LEVEL: options.logLevel,
   };
