@@ -21,6 +21,8 @@ export interface BenchOptions {
   logLevel: string;
   /** Both services' DATABASE_POOL_MAX; the purchase floor's pool has the same size. */
   poolMax: number;
+  /** Both services' INSTANCES: node:cluster workers sharing each service's port. */
+  instances: number;
   cpuProf: boolean;
   /** Both services trace every request and export the spans over OTLP to a sink in the bench. */
   tracing: boolean;
@@ -39,6 +41,7 @@ export const USAGE = `npm run bench -- [options]
   --inventory-db URL     use this database (else INVENTORY_DATABASE_URL, else embedded PostgreSQL)
   --log-level L          the services' LOG_LEVEL, default warn (info adds one log line per request)
   --pool-max N           the services' DATABASE_POOL_MAX and the purchase floor's pool size, default 10
+  --instances N          both services' INSTANCES (cluster workers on one port), default 1
   --cpu-prof             write V8 CPU profiles of both services to bench/results/profiles/
   --tracing              both services trace every request (OpenTelemetry, OTLP to a sink in the bench)
   --nats                 the relay publishes to NATS JetStream at NATS_URL (default nats://127.0.0.1:4222),
@@ -72,6 +75,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
       'inventory-db': { type: 'string' },
       'log-level': { type: 'string' },
       'pool-max': { type: 'string' },
+      instances: { type: 'string' },
       'cpu-prof': { type: 'boolean' },
       tracing: { type: 'boolean' },
       nats: { type: 'boolean' },
@@ -103,6 +107,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
     inventoryDb,
     logLevel: values['log-level'] ?? 'warn',
     poolMax: positiveInt('pool-max', values['pool-max'], 10, 1000),
+    instances: positiveInt('instances', values.instances, 1, 16),
     cpuProf: values['cpu-prof'] ?? false,
     tracing: values.tracing ?? false,
     natsUrl: values.nats ? env.NATS_URL?.trim() || 'nats://127.0.0.1:4222' : undefined,

@@ -12,6 +12,7 @@ export interface Meta {
   rounds: number;
   log_level: string;
   pool_max: number;
+  instances: number;
   /** The NATS the relay published to (`--nats`), or null: the log only. */
   nats: string | null;
   postgres: string;
@@ -176,7 +177,7 @@ export function toMarkdown(results: ScenarioResult[], meta: Meta, relay: RelayRe
   return [
     `${meta.date} · Node ${meta.node} · ${meta.cpus} × ${meta.cpu_model} · ${meta.connections} connections · ` +
       `${meta.duration_s} s per side (${meta.rounds} rounds, ${meta.warmup_s} s warm-up) · ` +
-      `LOG_LEVEL=${meta.log_level} · pool ${meta.pool_max} · ${meta.postgres}` +
+      `LOG_LEVEL=${meta.log_level} · pool ${meta.pool_max} · ${meta.instances} instance(s) · ${meta.postgres}` +
       (meta.nats ? ` · NATS ${meta.nats}` : ''),
     '',
     ...lines,

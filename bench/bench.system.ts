@@ -58,7 +58,7 @@ export async function openDatabases(given: { products?: string; inventory?: stri
 
 /** What a service is given, and nothing else from the bench's environment. */
 export function serviceEnv(
-  options: { poolMax: number; logLevel: string },
+  options: { poolMax: number; logLevel: string; instances?: number },
   databaseUrl: string,
   apiKey: string,
   otlpUrl?: string,
@@ -76,6 +76,7 @@ export function serviceEnv(
     NODE_ENV: 'production',
     DATABASE_URL: databaseUrl,
     DATABASE_POOL_MAX: String(options.poolMax),
+    INSTANCES: String(options.instances ?? 1),
     API_KEYS: apiKey,
     LOG_LEVEL: options.logLevel,
   };
@@ -129,7 +130,9 @@ export async function startChild(
       }
     },
   };
-  const deadline = Date.now() + 60_000;
+  // Several instances load and build at once, each as slowly as one on a busy machine.
+  const waitMs = 60_000 * Number(env.INSTANCES ?? 1);
+  const deadline = Date.now() + waitMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) {
       throw new Error(
@@ -146,5 +149,7 @@ export async function startChild(
     await sleep(100);
   }
   await server.stop();
-  throw new Error(`${name} did not answer 200 on /health within 60 s: see bench/results/${name}.log`);
+  throw new Error(
+    `${name} did not answer 200 on /health within ${waitMs / 1000} s: see bench/results/${name}.log`,
+  );
 }

@@ -111,7 +111,7 @@ async function main(): Promise<number> {
   if (inventory) cleanup.push(inventory.stop);
   say(
     `services: products ${products.url}${inventory ? `, inventory ${inventory.url}` : ''} ` +
-      `(LOG_LEVEL=${options.logLevel}, DATABASE_POOL_MAX=${options.poolMax})`,
+      `(LOG_LEVEL=${options.logLevel}, DATABASE_POOL_MAX=${options.poolMax}, INSTANCES=${options.instances})`,
   );
 
   const silent = pino({ level: 'silent' });
@@ -137,8 +137,9 @@ async function main(): Promise<number> {
 
   const cpu = new CpuMeter();
   cpu.watch('bench', process.pid);
-  cpu.watch('products', products.pid);
-  cpu.watch('inventory', inventory?.pid);
+  // With several instances the workers are the service process's children.
+  cpu.watch('products', products.pid, options.instances > 1);
+  cpu.watch('inventory', inventory?.pid, options.instances > 1);
   cpu.watch('postgres', databases.postmasterPid, true);
 
   const results: ScenarioResult[] = [];
@@ -197,6 +198,7 @@ async function main(): Promise<number> {
     rounds: options.rounds,
     log_level: options.logLevel,
     pool_max: options.poolMax,
+    instances: options.instances,
     nats: options.natsUrl ?? null,
     postgres: `PostgreSQL ${version.rows[0]!.server_version}, ${databases.description.split(' (')[0]}`,
     command: ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])]

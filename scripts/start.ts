@@ -6,14 +6,13 @@
  *
  * The services listen on 127.0.0.1 unless asked otherwise (`--host 0.0.0.0` or HOST): the system
  * runs with a published development key. Logs are JSON lines, readable lines in a terminal (`--json`
- * keeps JSON there too).
- *
- * Environment: PRODUCTS_PORT (3001), INVENTORY_PORT (3002), HOST, API_KEYS, PRODUCTS_API_KEY,
- * NATS_URL, LOG_LEVEL, PRODUCTS_DATABASE_URL + INVENTORY_DATABASE_URL, CATALOGO_DATA_DIR (`.data`).
+ * keeps JSON there too). `--instances N` runs N instances of each service on its port (a node:cluster
+ * primary per service, see packages/kit/src/cluster.ts). `--help` lists the options and variables.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
+import { get } from 'node:http';
 import { isIPv6 } from 'node:net';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -22,7 +21,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
-import { DEV_API_KEY } from '../packages/kit/src/config.js';
+import { DEV_API_KEY, MAX_INSTANCES } from '../packages/kit/src/config.js';
+import { SHUTDOWN_DELAY_MS } from '../packages/kit/src/server.js';
 import {
   type EmbeddedCluster,
   freePort,
@@ -32,9 +32,14 @@ import {
 import { chooseLogFormat, lineFormatter } from './runner-logs.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const STOP_GRACE_MS = 10_000;
+// The services' own grace period for in-flight requests, and a margin for a cluster primary to
+// collect its workers.
+const STOP_GRACE_MS = SHUTDOWN_DELAY_MS + 5_000;
 const PORT_WAIT_MS = 10_000;
 const HEALTH_TIMEOUT_MS = 60_000;
+// Each instance loads and builds the whole service at once with the others: on a busy machine
+// three instances of two services took 35 s to listen where one took 10 s.
+const HEALTH_TIMEOUT_PER_EXTRA_INSTANCE_MS = 30_000;
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 /** A start-up problem the user can fix: reported as one line, without a stack trace. */
@@ -54,17 +59,59 @@ const state: { cluster?: Promise<EmbeddedCluster>; services: RunningService[]; s
 // As early as possible: a signal during start-up must still stop whatever has started.
 for (const signal of SIGNALS) process.on(signal, () => void shutdown(0));
 
+const USAGE = `usage: npm start [-- [--host <address>] [--instances <n>] [--json] [--help]]
+
+Starts PostgreSQL (embedded, unless both database URLs are given), the Products service and the
+Inventory service, and stops them all on Ctrl-C or SIGTERM.
+
+Options:
+  --host <address>   address the services listen on (default 127.0.0.1; HOST)
+  --instances <n>    instances of each service, 1 to ${MAX_INSTANCES}, sharing its port (default 1)
+  --json             JSON log lines in a terminal too (always JSON when not a terminal)
+  --help             this text
+
+Environment:
+  PRODUCTS_PORT, INVENTORY_PORT    ports (3001, 3002)
+  HOST                             as --host
+  API_KEYS                         accepted keys, comma-separated (default: the development key)
+  PRODUCTS_API_KEY                 key Inventory calls Products with (default: the first of API_KEYS)
+  PRODUCTS_DATABASE_URL, INVENTORY_DATABASE_URL
+                                   use these databases (both or neither) instead of the embedded one
+  INVENTORY_DATABASE_READ_URL      optional standby for Inventory's lag-tolerant reads
+  CATALOGO_DATA_DIR                where the embedded PostgreSQL keeps its data (.data)
+  NATS_URL, LOG_LEVEL, NODE_ENV    passed to the services, as is every variable of their configuration
+`;
+
+function usageError(message: string): never {
+  process.stderr.write(`npm start: ${message}\n`);
+  process.stderr.write(USAGE.split('\n\n', 1)[0]!.concat('\n'));
+  process.exit(2);
+}
+
 function readArgs() {
+  let values: { host?: string; json: boolean; instances?: string; help: boolean };
   try {
-    return parseArgs({
+    values = parseArgs({
       args: process.argv.slice(2),
-      options: { host: { type: 'string' }, json: { type: 'boolean', default: false } },
+      options: {
+        host: { type: 'string' },
+        instances: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
     }).values;
   } catch (err) {
-    process.stderr.write(`npm start: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.stderr.write('usage: npm start [-- --host <address>] [--json]\n');
-    process.exit(2);
+    usageError(err instanceof Error ? err.message : String(err));
   }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  const instances = values.instances === undefined ? 1 : Number(values.instances);
+  if (!Number.isInteger(instances) || instances < 1 || instances > MAX_INSTANCES) {
+    usageError(`--instances must be a whole number from 1 to ${MAX_INSTANCES} (got '${values.instances}')`);
+  }
+  return { ...values, instances };
 }
 
 const args = readArgs();
@@ -196,19 +243,43 @@ function startService(name: string, entry: string, url: string, env: Record<stri
   return service;
 }
 
-async function waitHealthy({ name, url }: RunningService): Promise<void> {
-  const deadline = Date.now() + HEALTH_TIMEOUT_MS;
+/** One GET on a connection of its own, so that a balancer may hand it to any instance. */
+function probe(url: string): Promise<{ status: number; instance: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const request = get(url, { agent: false, timeout: 2_000 }, (response) => {
+      response.resume();
+      const instance = response.headers['x-instance-id'];
+      resolve({
+        status: response.statusCode ?? 0,
+        instance: typeof instance === 'string' ? instance : undefined,
+      });
+    });
+    request.on('timeout', () => request.destroy(new Error('timed out')));
+    request.on('error', reject);
+  });
+}
+
+/** Healthy once `instances` different instances have answered /health 200. */
+async function waitHealthy({ name, url }: RunningService, instances: number): Promise<void> {
+  const timeoutMs = HEALTH_TIMEOUT_MS + (instances - 1) * HEALTH_TIMEOUT_PER_EXTRA_INSTANCE_MS;
+  const deadline = Date.now() + timeoutMs;
+  const healthy = new Set<string | undefined>();
   while (Date.now() < deadline) {
     try {
-      const response = await fetch(`${url}/health`, { signal: AbortSignal.timeout(2_000) });
-      await response.body?.cancel();
-      if (response.status === 200) return;
+      const { status, instance } = await probe(`${url}/health`);
+      const known = healthy.size;
+      if (status === 200) healthy.add(instance);
+      if (healthy.size >= instances) return;
+      // Connections go to the listening instances in turn: while new ones answer, ask again at once.
+      if (healthy.size > known) continue;
     } catch {
       // Not listening yet (still migrating or compiling).
     }
     await sleep(200);
   }
-  throw new StartError(`${name} did not answer 200 on ${url}/health within ${HEALTH_TIMEOUT_MS / 1000} s`);
+  throw new StartError(
+    `${name}: ${healthy.size} of ${instances} instances answered 200 on ${url}/health within ${timeoutMs / 1000} s`,
+  );
 }
 
 /** Resolves once the service has exited and its last lines have been printed. */
@@ -241,7 +312,8 @@ function printBanner(services: RunningService[], apiKey: string, userKey: boolea
   const key = userKey ? '<one of API_KEYS>' : apiKey;
   const products = services[0]!.url;
   const lines = [
-    `ready in ${((Date.now() - startedAt) / 1000).toFixed(1)} s`,
+    `ready in ${((Date.now() - startedAt) / 1000).toFixed(1)} s` +
+      (args.instances > 1 ? `, ${args.instances} instances of each service` : ''),
     ...services.map((s) => `  ${s.name.padEnd(10)} ${s.url}   docs: ${s.url}/docs`),
     `  API key    ${userKey ? 'the first of API_KEYS' : `${apiKey} (development key)`}, header X-API-Key`,
     '  try:',
@@ -278,26 +350,36 @@ async function main(): Promise<void> {
   // A signal may have arrived while PostgreSQL was starting: shutdown() is then already under way.
   if (state.stopping) return;
 
+  const instances = String(args.instances);
   const products = startService(
     'products',
     'services/products/src/server.ts',
     localUrl(host, ports.products),
-    { DATABASE_URL: databases.products, API_KEYS: apiKeys, HOST: host, PORT: String(ports.products) },
+    {
+      DATABASE_URL: databases.products,
+      API_KEYS: apiKeys,
+      HOST: host,
+      PORT: String(ports.products),
+      INSTANCES: instances,
+    },
   );
   const started = [products];
   if (withInventory) {
     started.push(
       startService('inventory', inventoryEntry, localUrl(host, ports.inventory), {
         DATABASE_URL: databases.inventory,
+        // Inventory's own standby, never a DATABASE_READ_URL of the environment meant for anything.
+        DATABASE_READ_URL: process.env.INVENTORY_DATABASE_READ_URL?.trim() ?? '',
         API_KEYS: apiKeys,
         HOST: host,
         PORT: String(ports.inventory),
+        INSTANCES: instances,
         PRODUCTS_URL: products.url,
         PRODUCTS_API_KEY: process.env.PRODUCTS_API_KEY?.trim() || firstKey,
       }),
     );
   }
-  await Promise.all(started.map(waitHealthy));
+  await Promise.all(started.map((service) => waitHealthy(service, args.instances)));
   if (!state.stopping) printBanner(started, firstKey, Boolean(userKeys), startedAt);
 }
 

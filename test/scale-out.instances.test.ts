@@ -9,9 +9,9 @@
  *   bound measured here (each instance's cache forgets on PostgreSQL notifications);
  * - one outbox relay delivers at a time: when the delivering instance dies mid-run another takes
  *   over, every event is delivered, a product's events stay in commit order, and nothing but the
- *   dead instance's unfinished batch is delivered twice.
- *
- * (Reservation expiry across instances will join these once reservations exist.)
+ *   dead instance's unfinished batch is delivered twice;
+ * - reservations expiring at once while all three instances sweep: each expires exactly once (one
+ *   `reservation.expired` event, one `expiry` movement), and every unit is back.
  */
 import type { App } from '@catalogo/kit/app';
 import pino from 'pino';
@@ -19,12 +19,14 @@ import { Agent, fetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp as buildInventory } from '../services/inventory/src/app.js';
 import { loadConfig as loadInventoryConfig } from '../services/inventory/src/config.js';
+import { ledgerMismatches } from '../services/inventory/src/stock/stock.repository.js';
 import {
   API_KEY,
   FRESH_METRICS,
   historyOf,
   JSONAPI,
   purchaseBody,
+  reservationBody,
   setBody,
   stockOf,
 } from '../services/inventory/test/helpers.js';
@@ -48,6 +50,7 @@ interface LogLine {
   at: number;
   msg: string;
   id?: string;
+  expired?: number;
 }
 
 let productsDb: TestDatabase;
@@ -63,8 +66,8 @@ function capturing(instance: number) {
     { level: 'info' },
     {
       write(line: string) {
-        const { msg, id } = JSON.parse(line) as { msg: string; id?: string };
-        log.push({ instance, at: performance.now(), msg, id });
+        const { msg, id, expired } = JSON.parse(line) as { msg: string; id?: string; expired?: number };
+        log.push({ instance, at: performance.now(), msg, id, expired });
       },
     },
   );
@@ -93,6 +96,8 @@ beforeAll(async () => {
         PRODUCTS_API_KEY: API_KEY,
         DATABASE_POOL_MAX: '6',
         OUTBOX_POLL_MS: '20',
+        // Every instance sweeps for due reservations often, so that their sweeps overlap.
+        RESERVATION_SWEEP_MS: '50',
         ...FRESH_METRICS,
       }),
       capturing(i),
@@ -230,6 +235,72 @@ describe('N = 3 instances per service on one database', () => {
         `median ${rounds[2]!.toFixed(1)} ms, max ${rounds[4]!.toFixed(1)} ms`,
     );
   });
+
+  it('reservations expiring at once while three instances sweep: each expires exactly once', async () => {
+    const id = await createProduct(3);
+    await setStock(id, 1_000);
+    const sweptFrom = log.length;
+    // Made 15 at a time, five on each instance, so that they all expire within a few hundred ms.
+    const made: Awaited<ReturnType<typeof call>>[] = [];
+    for (let batch = 0; batch < 10; batch++) {
+      made.push(
+        ...(await Promise.all(
+          Array.from({ length: 15 }, (_, i) =>
+            call(
+              inventory[i % N]!.url,
+              'POST',
+              '/api/reservations',
+              reservationBody([{ producto_id: id, cantidad: 2 }], 1),
+            ),
+          ),
+        )),
+      );
+    }
+    expect(made.filter((m) => m.status !== 201).map((m) => m.text)).toEqual([]);
+    const ids = made.map((m) => Number(JSON.parse(m.text).data.id));
+    const pool = inventoryDb.pool;
+    await waitFor(
+      async () =>
+        (await pool.query(`SELECT 1 FROM reservas WHERE id = ANY($1) AND estado = 'activa'`, [ids]))
+          .rowCount === 0,
+    );
+
+    const { rows: estados } = await pool.query<{ estado: string; n: number }>(
+      'SELECT estado, count(*)::int AS n FROM reservas WHERE id = ANY($1) GROUP BY estado',
+      [ids],
+    );
+    expect(estados).toEqual([{ estado: 'expirada', n: 150 }]);
+    const { rows: events } = await pool.query<{ reservation: string; n: number }>(
+      `SELECT data->>'reservation_id' AS reservation, count(*)::int AS n FROM outbox
+        WHERE type = 'reservation.expired' AND data->>'reservation_id' = ANY($1::text[]) GROUP BY 1`,
+      [ids.map(String)],
+    );
+    expect(events).toHaveLength(150);
+    expect(events.filter((e) => e.n !== 1)).toEqual([]);
+    const { rows: movements } = await pool.query<{ source: number; n: number; delta: number }>(
+      `SELECT source_id AS source, count(*)::int AS n, sum(delta)::int AS delta FROM movimientos_inventario
+        WHERE producto_id = $1 AND causa = 'expiry' GROUP BY source_id`,
+      [id],
+    );
+    expect(movements.map((m) => m.source).sort((a, b) => a - b)).toEqual([...ids].sort((a, b) => a - b));
+    expect(movements.filter((m) => m.n !== 1 || m.delta !== 2)).toEqual([]);
+    const { rows: levels } = await pool.query(
+      'SELECT cantidad, reservado FROM inventario WHERE producto_id = $1',
+      [id],
+    );
+    expect(levels[0]).toEqual({ cantidad: 1_000, reservado: 0 });
+    expect(await ledgerMismatches(pool)).toEqual([]);
+
+    const sweeps = log.slice(sweptFrom).filter((l) => l.msg === 'reservations expired');
+    const byInstance = [0, 1, 2].map((n) =>
+      sweeps.filter((l) => l.instance === n).reduce((sum, l) => sum + l.expired!, 0),
+    );
+    console.log(
+      `[scale-out] 150 reservations expiring at once, 3 sweepers every 50 ms: expired by instance ` +
+        `${byInstance.join(' + ')} in ${sweeps.length} sweeps`,
+    );
+    expect(byInstance.reduce((a, b) => a + b, 0)).toBe(150);
+  }, 60_000);
 
   it('one relay delivers at a time; killing it mid-run hands over with no gap and no reordering', async () => {
     const start = log.length;

@@ -19,6 +19,7 @@ import type { BaseConfig } from './config.js';
 import { databaseInputProblem, databaseRefusal } from './db.js';
 import { AppError, errorDocument } from './errors.js';
 import { type HealthCheck, registerHealth } from './health.js';
+import { INSTANCE_ID } from './instance.js';
 import { assertAcceptable, assertRequestMediaType, ErrorDocument, MEDIA_TYPE } from './jsonapi.js';
 import { capConnections, serverTimeouts } from './limits.js';
 import { redactUrl } from './logger.js';
@@ -86,7 +87,11 @@ const CLIENT_ABORTED = new AppError(400, 'client_aborted', {
 function answerFrameworkError(error: FastifyError, requestId: string, reply: FastifyReply): void {
   const appError = toAppError(error);
   // A Buffer body keeps the media type bare (no onSend hook runs here to strip Fastify's charset).
-  reply.header('x-request-id', requestId).code(appError.status).type(MEDIA_TYPE);
+  reply
+    .header('x-request-id', requestId)
+    .header('x-instance-id', INSTANCE_ID)
+    .code(appError.status)
+    .type(MEDIA_TYPE);
   reply.send(Buffer.from(JSON.stringify(errorDocument(appError.toErrorObjects()))));
 }
 
@@ -156,7 +161,9 @@ export async function createKitApp(options: KitAppOptions): Promise<{ app: App; 
 
   // The three hooks run on every request: callback-style, they cost no promise each.
   app.addHook('onRequest', (request, reply, done) => {
-    reply.header('x-request-id', request.id);
+    // Which instance answered, on every response (errors included): behind a balancer, the way to
+    // find the log lines of a request.
+    reply.header('x-request-id', request.id).header('x-instance-id', INSTANCE_ID);
     if (request.routeOptions.url) nameRequestSpan(request.method, request.routeOptions.url);
     if (!isApiRequest(request)) return done();
     try {

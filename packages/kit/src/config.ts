@@ -8,6 +8,8 @@ export interface BaseConfig {
   /** True when no API_KEYS were given and the development key is in use (a warning is logged). */
   usingDevKey: boolean;
   logLevel: string;
+  /** Processes serving the port together (node:cluster workers); 1 runs the service in this process. */
+  instances: number;
   http: HttpLimits;
   /** How long a rendered `/metrics` text is served again (0: every scrape renders). */
   metricsCacheMs: number;
@@ -40,6 +42,8 @@ export interface DatabaseLimits {
 export const DEV_API_KEY = 'dev-api-key';
 /** Production refuses shorter keys: a key is a password, and a short one is guessed. */
 export const MIN_PRODUCTION_KEY_LENGTH = 16;
+/** Instances one process may run: beyond the cores of any one machine, more only contend. */
+export const MAX_INSTANCES = 16;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export class ConfigError extends Error {
@@ -146,6 +150,7 @@ export function readBaseConfig(reader: EnvReader, defaultPort: number): BaseConf
     apiKeys: keys.length > 0 ? keys : [DEV_API_KEY],
     usingDevKey: keys.length === 0,
     logLevel,
+    instances: reader.int('INSTANCES', 1, 1, MAX_INSTANCES),
     http: readHttpLimits(reader),
     metricsCacheMs: reader.int('METRICS_CACHE_MS', 1_000, 0, 60_000),
     requestTimeoutMs: reader.int('REQUEST_TIMEOUT_MS', 10_000, 100, 600_000),

@@ -1,15 +1,16 @@
 import pino, { type Logger } from 'pino';
+import { INSTANCE_ID } from './instance.js';
 import { logTraceFields, tracingEnabled } from './tracing.js';
 
 /**
  * Structured JSON logs, one object a line, wherever the service runs: `npm start` turns them into
  * readable lines for a terminal, and a service started on its own can be piped through pino-pretty.
- * Secrets are redacted wherever a header object is logged.
+ * Secrets are redacted wherever a header object is logged. Each line names the instance that wrote it.
  */
 export function createLogger(service: string, level: string): Logger {
   return pino({
     level,
-    base: { service },
+    base: { service, instance: INSTANCE_ID },
     // With tracing on, every line written within a request carries its trace_id.
     ...(tracingEnabled() ? { mixin: logTraceFields } : {}),
     redact: {

@@ -38,6 +38,7 @@ describe('readBaseConfig', () => {
       apiKeys: [DEV_API_KEY],
       usingDevKey: true,
       logLevel: 'info',
+      instances: 1,
       http: {
         requestTimeoutMs: 10_000,
         headersTimeoutMs: 5_000,
@@ -61,6 +62,7 @@ describe('readBaseConfig', () => {
         HOST: '127.0.0.1',
         API_KEYS: LONG_KEY,
         LOG_LEVEL: 'debug',
+        INSTANCES: '4',
         HTTP_REQUEST_TIMEOUT_MS: '3000',
         HTTP_HEADERS_TIMEOUT_MS: '2000',
         HTTP_IDLE_TIMEOUT_MS: '9000',
@@ -80,6 +82,7 @@ describe('readBaseConfig', () => {
       apiKeys: [LONG_KEY],
       usingDevKey: false,
       logLevel: 'debug',
+      instances: 4,
       http: {
         requestTimeoutMs: 3_000,
         headersTimeoutMs: 2_000,

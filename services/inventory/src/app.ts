@@ -33,6 +33,19 @@ export async function buildApp(config: InventoryConfig, logger: Logger): Promise
     },
     logger,
   );
+  // Collections (purchase and order history, the ledger, the stock list) tolerate a standby's lag;
+  // every other read feeds a decision or a conditional request and must see the latest commit.
+  const readPool = config.databaseReadUrl
+    ? createPool(
+        {
+          connectionString: config.databaseReadUrl,
+          max: config.databasePoolMax,
+          applicationName: 'inventory-read',
+          ...config.database,
+        },
+        logger,
+      )
+    : pool;
   const products = createProductsClient(config.products, logger.child({ component: 'products-client' }));
   const { app, metrics } = await createKitApp({
     service: 'inventory',
@@ -43,6 +56,10 @@ export async function buildApp(config: InventoryConfig, logger: Logger): Promise
     readOnlyAttributes: READ_ONLY,
     health: {
       database: { critical: true, run: async () => void (await pool.query('SELECT 1')) },
+      // Without its standby the service still sells; its collections answer 503 meanwhile.
+      ...(readPool !== pool
+        ? { standby: { critical: false, run: async () => void (await readPool.query('SELECT 1')) } }
+        : {}),
       // Reported for operators; purchases fail fast with 503 while it is down, the service stays up.
       // The answer is reused for a while: /health needs no key, and each hit used to call Products.
       products: { critical: false, maxAgeMs: config.productsHealthCacheMs, run: () => products.ping() },
@@ -69,7 +86,7 @@ export async function buildApp(config: InventoryConfig, logger: Logger): Promise
   app.addSchema(PurchaseResource);
   app.addSchema(OrderResource);
   app.addSchema(ReservationResource);
-  await app.register(inventoryRoutes({ pool, products }), { prefix: '/api' });
+  await app.register(inventoryRoutes({ pool, readPool, products }), { prefix: '/api' });
   const idempotency = {
     pool,
     leaseSeconds: config.idempotency.leaseSeconds,
@@ -80,7 +97,7 @@ export async function buildApp(config: InventoryConfig, logger: Logger): Promise
     queueMax: config.purchaseQueueMax,
     lockWaitMs: config.database.lockTimeoutMs,
   });
-  await app.register(purchasesRoutes({ pool, recorder, products, outcomes, idempotency }), {
+  await app.register(purchasesRoutes({ pool, readPool, recorder, products, outcomes, idempotency }), {
     prefix: '/api',
   });
 
@@ -90,7 +107,7 @@ export async function buildApp(config: InventoryConfig, logger: Logger): Promise
     labelNames: ['outcome'] as const,
     registers: [metrics.registry],
   });
-  await app.register(ordersRoutes({ pool, products, outcomes: orderOutcomes, idempotency }), {
+  await app.register(ordersRoutes({ pool, readPool, products, outcomes: orderOutcomes, idempotency }), {
     prefix: '/api',
   });
 
@@ -145,6 +162,7 @@ export async function buildApp(config: InventoryConfig, logger: Logger): Promise
     await housekeeping.stop();
     await products.close();
     await pool.end();
+    if (readPool !== pool) await readPool.end();
   });
   if (config.usingDevKey)
     logger.warn('API_KEYS is not set: accepting only the development key "dev-api-key"');

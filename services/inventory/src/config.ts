@@ -44,6 +44,8 @@ export interface ReservationsConfig {
 }
 
 export interface InventoryConfig extends BaseConfig {
+  /** A standby for the collections, which tolerate its lag (DATABASE_READ_URL); unset: the primary. */
+  databaseReadUrl: string | undefined;
   databasePoolMax: number;
   /** Purchases waiting for the group-commit writer at most; beyond, a purchase is refused (503). */
   purchaseQueueMax: number;
@@ -75,6 +77,7 @@ export function loadConfig(env: Record<string, string | undefined>): InventoryCo
   const reader = new EnvReader(env);
   const config: InventoryConfig = {
     ...readBaseConfig(reader, 3002),
+    databaseReadUrl: reader.optional('DATABASE_READ_URL') && reader.url('DATABASE_READ_URL'),
     databasePoolMax: reader.int('DATABASE_POOL_MAX', 10, 1, 1000),
     purchaseQueueMax: reader.int('PURCHASE_QUEUE_MAX', 1_000, 1, 1_000_000),
     products: {

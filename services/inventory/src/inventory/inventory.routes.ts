@@ -93,10 +93,15 @@ const single = (resource: InventoryResourceT, product: ProductResource) => ({
 
 export interface InventoryDeps {
   pool: pg.Pool;
+  /**
+   * Where collections are read: the standby of DATABASE_READ_URL when there is one, else `pool`.
+   * They tolerate its lag; nothing else may read there (docs/api.md §6).
+   */
+  readPool: pg.Pool;
   products: ProductsClient;
 }
 
-export function inventoryRoutes({ pool, products }: InventoryDeps) {
+export function inventoryRoutes({ pool, readPool, products }: InventoryDeps) {
   async function productOr404(id: number, request: FastifyRequest): Promise<ProductResource> {
     const product = await products.getProduct(id, request.id, request.deadline);
     if (!product) throw notFound(PRODUCT_NOT_FOUND);
@@ -137,7 +142,7 @@ export function inventoryRoutes({ pool, products }: InventoryDeps) {
       },
       async (request) => {
         const page = cursorPage(request.query);
-        const rows = await repo.listInventory(pool, page.after ?? 0, page.fetch);
+        const rows = await repo.listInventory(readPool, page.after ?? 0, page.fetch);
         const result = cursorResult(rows, page, BASE, {}, (row) => row.producto_id);
         return {
           data: result.data.map((row) => toInventoryResource(row.producto_id, row)),
@@ -250,7 +255,7 @@ export function inventoryRoutes({ pool, products }: InventoryDeps) {
       async (request) => {
         const id = parseIdParam(request.params.id);
         const page = cursorPage(request.query);
-        const rows = await listMovements(pool, {
+        const rows = await listMovements(readPool, {
           productoId: id,
           ...(page.after !== undefined ? { before: page.after } : {}),
           limit: page.fetch,

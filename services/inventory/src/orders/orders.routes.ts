@@ -3,6 +3,7 @@ import { notFound } from '@catalogo/kit/errors';
 import { checkIfMatch, strongEtag } from '@catalogo/kit/etag';
 import { checkResourceIdentity, MAX_INT, parseIdParam } from '@catalogo/kit/jsonapi';
 import { cursorPage, cursorResult, intParam } from '@catalogo/kit/query';
+import type pg from 'pg';
 import {
   type IdempotencyDeps,
   keyedCreate,
@@ -66,6 +67,11 @@ const createdDocument = ({ order, products }: OrderDone) => {
 };
 
 export interface OrdersRoutesDeps extends OrderDeps {
+  /**
+   * Where collections are read: the standby of DATABASE_READ_URL when there is one, else `pool`.
+   * They tolerate its lag; nothing else may read there (docs/api.md §6).
+   */
+  readPool: pg.Pool;
   idempotency: IdempotencyDeps;
 }
 
@@ -172,7 +178,7 @@ export function ordersRoutes(deps: OrdersRoutesDeps) {
         const filter = request.query['filter[producto_id]'];
         const productoId =
           filter === undefined ? undefined : intParam(filter, 'filter[producto_id]', 1, MAX_INT, 1);
-        const rows = await listOrders(deps.pool, {
+        const rows = await listOrders(deps.readPool, {
           ...(productoId !== undefined ? { productoId } : {}),
           ...(page.after !== undefined ? { before: page.after } : {}),
           limit: page.fetch,

@@ -4,6 +4,7 @@ import { checkIfMatch, strongEtag } from '@catalogo/kit/etag';
 import { checkResourceIdentity, MAX_INT, parseIdParam } from '@catalogo/kit/jsonapi';
 import { cursorPage, cursorResult, intParam } from '@catalogo/kit/query';
 import type { FastifyRequest } from 'fastify';
+import type pg from 'pg';
 import {
   errorResponse,
   type IdempotencyDeps,
@@ -69,6 +70,11 @@ const createdDocument = ({ purchase, product }: PurchaseDone) => {
 };
 
 export interface PurchasesRoutesDeps extends PurchaseDeps {
+  /**
+   * Where collections are read: the standby of DATABASE_READ_URL when there is one, else `pool`.
+   * They tolerate its lag; nothing else may read there (docs/api.md §6).
+   */
+  readPool: pg.Pool;
   idempotency: IdempotencyDeps;
 }
 
@@ -199,7 +205,7 @@ export function purchasesRoutes(deps: PurchasesRoutesDeps) {
         const filter = request.query['filter[producto_id]'];
         const productoId =
           filter === undefined ? undefined : intParam(filter, 'filter[producto_id]', 1, MAX_INT, 1);
-        const rows = await listPurchases(deps.pool, {
+        const rows = await listPurchases(deps.readPool, {
           ...(productoId !== undefined ? { productoId } : {}),
           ...(page.after !== undefined ? { before: page.after } : {}),
           limit: page.fetch,
