@@ -7,6 +7,7 @@ import { cursorPage, cursorResult } from '@catalogo/kit/query';
 import type { FastifyRequest } from 'fastify';
 import type pg from 'pg';
 import type { ProductResource, ProductsClient } from '../products-client.js';
+import type { StockChanges } from '../stock/stock.metrics.js';
 import { listMovements, lockStock, type MovementRow } from '../stock/stock.repository.js';
 import { adjustStock, setStock } from '../stock/stock.service.js';
 import * as repo from './inventory.repository.js';
@@ -94,9 +95,10 @@ const single = (resource: InventoryResourceT, product: ProductResource) => ({
 export interface InventoryDeps {
   pool: pg.Pool;
   products: ProductsClient;
+  stockChanges: StockChanges;
 }
 
-export function inventoryRoutes({ pool, products }: InventoryDeps) {
+export function inventoryRoutes({ pool, products, stockChanges }: InventoryDeps) {
   async function productOr404(id: number, request: FastifyRequest): Promise<ProductResource> {
     const product = await products.getProduct(id, request.id, request.deadline);
     if (!product) throw notFound(PRODUCT_NOT_FOUND);
@@ -106,14 +108,16 @@ export function inventoryRoutes({ pool, products }: InventoryDeps) {
   /**
    * A stock change (stock.service.ts) in its own transaction, answering the row as it left it and its
    * entity tag. With If-Match, the version it names is checked on the locked row before the change.
+   * Its one movement is counted once committed.
    */
   async function changeStock(
     productoId: number,
     product: ProductResource,
     ifMatch: string | string[] | undefined,
+    causa: 'set' | 'adjustment',
     change: (tx: pg.PoolClient) => Promise<unknown>,
   ) {
-    return withTransaction(pool, async (tx) => {
+    const changed = await withTransaction(pool, async (tx) => {
       if (ifMatch !== undefined) {
         await lockStock(tx, productoId);
         checkIfMatch(ifMatch, inventoryEtag(productoId, await repo.stockVersion(tx, productoId), product));
@@ -122,6 +126,8 @@ export function inventoryRoutes({ pool, products }: InventoryDeps) {
       const row = (await repo.findInventory(tx, productoId))!;
       return { row, etag: inventoryEtag(productoId, await repo.stockVersion(tx, productoId), product) };
     });
+    stockChanges.inc({ causa });
+    return changed;
   }
 
   return async (app: App) => {
@@ -192,7 +198,7 @@ export function inventoryRoutes({ pool, products }: InventoryDeps) {
         const id = parseIdParam(request.params.id);
         const product = await productOr404(id, request);
         const { cantidad } = request.body.data.attributes;
-        const { row, etag } = await changeStock(id, product, request.headers['if-match'], (tx) =>
+        const { row, etag } = await changeStock(id, product, request.headers['if-match'], 'set', (tx) =>
           setStock(tx, id, cantidad),
         );
         reply.header('etag', etag);
@@ -226,7 +232,7 @@ export function inventoryRoutes({ pool, products }: InventoryDeps) {
           });
         }
         const product = await productOr404(id, request);
-        const { row, etag } = await changeStock(id, product, undefined, (tx) =>
+        const { row, etag } = await changeStock(id, product, undefined, 'adjustment', (tx) =>
           adjustStock(tx, id, delta, reason),
         );
         reply.header('etag', etag);
