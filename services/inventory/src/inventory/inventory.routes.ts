@@ -261,8 +261,9 @@ export function inventoryRoutes({ pool, products, stockChanges }: InventoryDeps)
           ...(page.after !== undefined ? { before: page.after } : {}),
           limit: page.fetch,
         });
-        // A product with movements had a stock row, so it existed; only an empty ledger asks Products.
-        if (rows.length === 0 && page.after === undefined) await productOr404(id, request);
+        // A product with movements had a stock row, so it existed; only an empty page asks Products
+        // (past a cursor too: a page after any cursor of an unknown product is a 404, not an empty list).
+        if (rows.length === 0) await productOr404(id, request);
         const result = cursorResult(rows, page, `${BASE}/${id}/movements`, {}, (row) => Number(row.id));
         return { data: result.data.map(toMovementResource), links: result.links };
       },
