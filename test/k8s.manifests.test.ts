@@ -6,6 +6,7 @@
  * their shutdown.
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, DEV_API_KEY } from '@catalogo/kit/config';
 import { SHUTDOWN_DELAY_MS } from '@catalogo/kit/server';
@@ -15,7 +16,7 @@ import { Ingress } from 'kubernetes-models/networking.k8s.io/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { ConfigMap, Namespace, Secret, Service } from 'kubernetes-models/v1';
 import { describe, expect, it } from 'vitest';
-import { parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import { loadConfig as loadInventoryConfig } from '../services/inventory/src/config.js';
 import { loadConfig as loadProductsConfig } from '../services/products/src/config.js';
 
@@ -35,6 +36,10 @@ const CORE_MODELS: Record<string, new (data: never) => { validate: () => void }>
   'networking.k8s.io/v1/Ingress': Ingress,
 };
 const CNPG_CLUSTER = 'postgresql.cnpg.io/v1/Cluster';
+/** The Prometheus Operator's kinds, shaped as its documentation says (checked field by field below). */
+const SERVICE_MONITOR = 'monitoring.coreos.com/v1/ServiceMonitor';
+const PROMETHEUS_RULE = 'monitoring.coreos.com/v1/PrometheusRule';
+const OPERATOR_KINDS = [CNPG_CLUSTER, SERVICE_MONITOR, PROMETHEUS_RULE];
 
 /**
  * A rendered object. Its body is untyped YAML walked field by field below: the core kinds are first
@@ -44,7 +49,12 @@ const CNPG_CLUSTER = 'postgresql.cnpg.io/v1/Cluster';
 type Manifest = {
   apiVersion: string;
   kind: string;
-  metadata: { name: string; namespace?: string; annotations?: Record<string, string> };
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
   // biome-ignore lint/suspicious/noExplicitAny: untyped YAML, see above
   [field: string]: any;
 };
@@ -107,7 +117,7 @@ describe.skipIf(!KUBECTL)(
         expect(all.length).toBeGreaterThan(10);
         for (const manifest of all) {
           const type = typeOf(manifest);
-          if (type === CNPG_CLUSTER) continue;
+          if (OPERATOR_KINDS.includes(type)) continue;
           const Model = CORE_MODELS[type];
           expect(Model, `${type} ${manifest.metadata.name} has no schema here`).toBeDefined();
           expect(
@@ -259,6 +269,39 @@ describe.skipIf(!KUBECTL)(
         }
         expect(nats.spec.volumeClaimTemplates[0].metadata.name).toBe('data');
         expect(find(all, 'PodDisruptionBudget', 'nats').spec.maxUnavailable).toBe(1);
+      });
+
+      it.each(SERVICES)(
+        '$name: a ServiceMonitor scrapes every pod behind its Service at /metrics',
+        ({ name }) => {
+          const monitor = all.find((m) => typeOf(m) === SERVICE_MONITOR && m.metadata.name === name);
+          expect(monitor, `ServiceMonitor ${name}`).toBeDefined();
+          const service = find(all, 'Service', name);
+          // The operator names the job after the Service: the job the alert rules select.
+          expect(service.metadata.name).toMatch(/^(products|inventory)$/);
+          expect(matches(monitor!.spec.selector.matchLabels, service.metadata.labels ?? {})).toBe(true);
+          expect(monitor!.spec.endpoints).toHaveLength(1);
+          const [endpoint] = monitor!.spec.endpoints;
+          expect(service.spec.ports.map((p: { name: string }) => p.name)).toContain(endpoint.port);
+          expect(endpoint.path).toBe('/metrics');
+          expect(endpoint.interval).toMatch(/^\d+s$/);
+          if (monitor!.metadata.namespace !== undefined)
+            expect(monitor!.metadata.namespace).toBe(service.metadata.namespace);
+        },
+      );
+
+      it('the PrometheusRule holds exactly the rules of deploy/observability/alerts.yml', () => {
+        const rules = all.filter((m) => typeOf(m) === PROMETHEUS_RULE);
+        expect(rules).toHaveLength(1);
+        const tested = parse(readFileSync(`${ROOT}deploy/observability/alerts.yml`, 'utf8')) as {
+          groups: unknown[];
+        };
+        // kustomize re-folds multi-line expressions; PromQL ignores the whitespace it changes.
+        const folded = (groups: unknown) =>
+          JSON.parse(JSON.stringify(groups), (key, value) =>
+            key === 'expr' ? String(value).replace(/\s+/g, ' ').trim() : value,
+          );
+        expect(folded(rules[0]!.spec)).toEqual(folded({ groups: tested.groups }));
       });
 
       it('the Ingress routes every public path to its service; the event stream unbuffered', () => {

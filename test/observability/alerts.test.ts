@@ -52,6 +52,7 @@ describe('alerting rules', () => {
       'OutboxEventStale',
       'ProductsCircuitBreakerOpen',
       'PurchaseLatencyHigh',
+      'ReservationsExpiringInBulk',
       'ServiceDown',
       'ServiceUnhealthy',
     ]);

@@ -18,7 +18,9 @@ import {
   closedPort,
   createProductIn,
   headers,
+  orderBody,
   purchaseBody,
+  reservationBody,
   setStockIn,
   startProducts,
 } from '../../services/inventory/test/helpers.js';
@@ -119,17 +121,26 @@ describe.skipIf(!prometheusBinary)(
     beforeAll(async () => {
       products = await startProducts();
       inventoryDb = await createTestDatabase('inventory');
-      inventory = await buildInventory(inventoryDb.url, products.url, { OUTBOX_POLL_MS: '50' });
+      inventory = await buildInventory(inventoryDb.url, products.url, {
+        OUTBOX_POLL_MS: '50',
+        RESERVATION_SWEEP_MS: '200',
+      });
       inventoryUrl = await inventory.listen({ host: '127.0.0.1', port: 0 });
       const productId = await createProductIn(products.app, 12.5);
       await setStockIn(inventory, productId, 1_000_000);
 
       // A little of everything, until the end of the file: purchases (201), one refused for want of
-      // stock (409), an unknown route (404), stock and product reads.
+      // stock (409), an order, a reservation left to expire within the second (the sweeper's stock
+      // changes), an unknown route (404), stock and product reads.
       traffic = (async () => {
         while (!stopping) {
           expect(await request('POST', '/api/purchases', purchaseBody(productId, 1))).toBe(201);
           expect(await request('POST', '/api/purchases', purchaseBody(productId, 2_000_000))).toBe(409);
+          expect(
+            await request('POST', '/api/orders', orderBody([{ producto_id: productId, cantidad: 1 }])),
+          ).toBe(201);
+          const line = [{ producto_id: productId, cantidad: 1 }];
+          expect(await request('POST', '/api/reservations', reservationBody(line, 1))).toBe(201);
           expect(await request('GET', '/api/nowhere')).toBe(404);
           expect(await request('GET', `/api/inventory/${productId}`)).toBe(200);
           await fetch(`${products.url}/api/products/${productId}`, { headers }).then((r) => r.arrayBuffer());
@@ -210,6 +221,25 @@ describe.skipIf(!prometheusBinary)(
         samples.some((s) => Number.isFinite(Number(s.value[1]))),
         `${expr} returned only ${JSON.stringify(samples)}`,
       ).toBe(true);
+    });
+
+    it('shows the stock changes the traffic makes, each under its cause', async () => {
+      const panel = dashboard.panels.find((p) => p.title === 'Stock changes by cause')!;
+      // Counters exported at 0 return data from the start: the causes of the traffic must be moving.
+      await expect
+        .poll(
+          async () => {
+            const samples = await query(substitute(panel.targets![0]!.expr));
+            return samples
+              .filter((sample) => Number(sample.value[1]) > 0)
+              .map((sample) => sample.metric.causa)
+              .sort();
+          },
+          { timeout: 20_000, interval: 1_000 },
+        )
+        .toEqual(expect.arrayContaining(['expiry', 'purchase', 'reservation']));
+      const expired = await query('sum(increase(reservations_expired_total[1m]))');
+      expect(Number(expired[0]?.value[1])).toBeGreaterThan(0);
     });
 
     it('evaluates every alert rule on the live series without error', async () => {

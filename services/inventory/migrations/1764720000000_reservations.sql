@@ -222,6 +222,27 @@ BEGIN
 END $$;
 
 -- Down Migration
+-- The earlier schema holds no reservation: the units active ones hold go back to `cantidad` first, as
+-- a cancellation would (ledger `release`, `inventory.updated`), so that no unit is lost with them. No
+-- `reservation.cancelled`: an event of no single product would stop the ledger's own down migration.
+DO $$
+DECLARE
+  v_linea record;
+  v_stock record;
+BEGIN
+  FOR v_linea IN
+    SELECT l.reserva_id, l.producto_id, l.cantidad FROM reserva_lineas l JOIN reservas r ON r.id = l.reserva_id
+    WHERE r.estado = 'activa' ORDER BY l.producto_id, l.reserva_id
+  LOOP
+    SELECT * INTO v_stock
+    FROM mover_stock(v_linea.producto_id, 'release', v_linea.cantidad, -v_linea.cantidad, NULL, 'reservations',
+                     v_linea.reserva_id);
+    IF v_stock.resultado <> 'ok' THEN
+      RAISE EXCEPTION '% unidades reservadas del producto % no caben en el stock', v_linea.cantidad,
+        v_linea.producto_id USING ERRCODE = 'numeric_value_out_of_range';
+    END IF;
+  END LOOP;
+END $$;
 DROP FUNCTION expirar_reservas(int);
 DROP FUNCTION devolver_reservas(int[], text, text);
 DROP FUNCTION reservar(int[], int[], numeric[], numeric[], numeric, int);

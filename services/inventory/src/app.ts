@@ -19,6 +19,7 @@ import { countActive } from './reservations/reservations.repository.js';
 import { reservationsRoutes } from './reservations/reservations.routes.js';
 import { ReservationResource } from './reservations/reservations.schemas.js';
 import { startReservationSweeper } from './reservations/reservations.sweeper.js';
+import { createStockChanges } from './stock/stock.metrics.js';
 
 const BREAKER_STATES = { closed: 0, open: 1, 'half-open': 2 } as const;
 
@@ -86,7 +87,9 @@ export async function buildApp(config: InventoryConfig, logger: Logger): Promise
   app.addSchema(PurchaseResource);
   app.addSchema(OrderResource);
   app.addSchema(ReservationResource);
-  await app.register(inventoryRoutes({ pool, readPool, products }), { prefix: '/api' });
+  // Every route and the sweeper count the stock movements they commit, by cause, in one counter.
+  const stockChanges = createStockChanges(metrics.registry);
+  await app.register(inventoryRoutes({ pool, readPool, products, stockChanges }), { prefix: '/api' });
   const idempotency = {
     pool,
     leaseSeconds: config.idempotency.leaseSeconds,
@@ -96,10 +99,12 @@ export async function buildApp(config: InventoryConfig, logger: Logger): Promise
     registry: metrics.registry,
     queueMax: config.purchaseQueueMax,
     lockWaitMs: config.database.lockTimeoutMs,
+    stockChanges,
   });
-  await app.register(purchasesRoutes({ pool, readPool, recorder, products, outcomes, idempotency }), {
-    prefix: '/api',
-  });
+  await app.register(
+    purchasesRoutes({ pool, readPool, recorder, products, outcomes, stockChanges, idempotency }),
+    { prefix: '/api' },
+  );
 
   const orderOutcomes = new Counter({
     name: 'orders_total',
@@ -107,9 +112,10 @@ export async function buildApp(config: InventoryConfig, logger: Logger): Promise
     labelNames: ['outcome'] as const,
     registers: [metrics.registry],
   });
-  await app.register(ordersRoutes({ pool, readPool, products, outcomes: orderOutcomes, idempotency }), {
-    prefix: '/api',
-  });
+  await app.register(
+    ordersRoutes({ pool, readPool, products, outcomes: orderOutcomes, stockChanges, idempotency }),
+    { prefix: '/api' },
+  );
 
   const reservationOutcomes = new Counter({
     name: 'reservations_total',
@@ -127,8 +133,14 @@ export async function buildApp(config: InventoryConfig, logger: Logger): Promise
       this.set(await countActive(pool).catch(() => Number.NaN));
     },
   });
-  await app.register(reservationsRoutes({ pool, products, outcomes: reservationOutcomes, idempotency }), {
-    prefix: '/api',
+  await app.register(
+    reservationsRoutes({ pool, products, outcomes: reservationOutcomes, stockChanges, idempotency }),
+    { prefix: '/api' },
+  );
+  const expired = new Counter({
+    name: 'reservations_expired_total',
+    help: 'Reservations this instance expired (past their time, never confirmed nor cancelled)',
+    registers: [metrics.registry],
   });
 
   const relayLog = logger.child({ component: 'outbox-relay' });
@@ -153,7 +165,13 @@ export async function buildApp(config: InventoryConfig, logger: Logger): Promise
     idempotencyTtlHours: config.idempotency.ttlHours,
     outboxRetentionHours: config.outbox.retentionHours,
   });
-  const sweeper = startReservationSweeper({ pool, log, intervalMs: config.reservations.sweepMs });
+  const sweeper = startReservationSweeper({
+    pool,
+    log,
+    intervalMs: config.reservations.sweepMs,
+    expired,
+    stockChanges,
+  });
   app.addHook('onClose', async () => {
     // In-flight requests have finished by now; the relay completes its batch before the pool closes.
     await sweeper.stop();

@@ -118,6 +118,8 @@ describe('GET /api/inventory/{id}/movements', () => {
     expect(empty.statusCode).toBe(200);
     expect(empty.json().data).toEqual([]);
     expectError(await movements(1_999_999_999), 404);
+    // A cursor does not make an unknown product a known one.
+    expectError(await movements(1_999_999_999, '?page[after]=1'), 404);
   });
 
   it.each([

@@ -1,7 +1,7 @@
 /** Every endpoint of both services (docs/api.md §2 and §3): its valid request and what can break it. */
 import { MAX_INT } from '@catalogo/kit/jsonapi';
 import fc from 'fast-check';
-import { type Fault, fault, type Json, Raw, setAttributes } from './bad-input.model.js';
+import { type Fault, fault, type Json, Raw, setAttributes, updateIn } from './bad-input.model.js';
 import {
   badIdList,
   badInteger,
@@ -9,8 +9,10 @@ import {
   badPrecio,
   badSort,
   badString,
+  deep,
   longString,
   missingId,
+  printable,
   withNul,
 } from './bad-input.values.js';
 
@@ -23,6 +25,12 @@ export interface Seeds {
   dear: number;
   /** An existing purchase. */
   purchase: number;
+  /** An order of one line of `stocked[0]`, and the purchase that is its line. */
+  order: number;
+  orderLine: number;
+  /** A reservation still active, and one confirmed. */
+  reservation: number;
+  confirmedReservation: number;
 }
 
 export interface AttributeSpec {
@@ -57,6 +65,8 @@ export interface Endpoint {
   business?: (seeds: Seeds) => fc.Arbitrary<Fault>;
   /** Headers of the endpoint's own that can be malformed. */
   headers?: fc.Arbitrary<Fault>;
+  /** Odd values of the endpoint's own that need not be refused (applied before the faults). */
+  noise?: fc.Arbitrary<Fault>;
 }
 
 const pageSize: QuerySpec = {
@@ -68,6 +78,131 @@ const pageAfter: QuerySpec = {
   name: 'page[after]',
   valid: fc.integer({ min: 1, max: MAX_INT }).map(String),
   invalid: badIntText(1, MAX_INT),
+};
+
+/** 1–255 visible ASCII characters, one key (docs/api.md §3): anything else is a 400. */
+const badIdempotencyKey = fc
+  .oneof(
+    fc.constantFrom<string | string[]>('', ' ', 'a b', '\t', 'clave-ñ', 'x'.repeat(256), ['k1', 'k2']),
+    fc.string({ unit: 'binary', minLength: 1, maxLength: 20 }).filter((k) => !/^[\x21-\x7e]+$/.test(k)),
+  )
+  .map((key) =>
+    fault(`Idempotency-Key ${JSON.stringify(key).slice(0, 40)}`, (d) => {
+      d.headers['idempotency-key'] = key;
+    }),
+  );
+
+/**
+ * An If-Match that names no current version (§7): a 412, nothing written. Never `*`, which any
+ * version matches; an empty list of tags matches none.
+ */
+const staleIfMatch = fc
+  .oneof(
+    fc.constantFrom<string | string[]>('""', '"x"', 'W/"x"', '"1", "2"', '', ',', 'garbage', ['"a"', '"b"']),
+    printable(60),
+  )
+  .filter((value) => (Array.isArray(value) ? value.join(',') : value).trim() !== '*')
+  .map((value) =>
+    fault(`If-Match ${JSON.stringify(value).slice(0, 40)}`, (d) => {
+      d.headers['if-match'] = value;
+    }),
+  );
+
+/** An If-None-Match naming no current version: a GET answers as without it (noise, not a fault). */
+const otherIfNoneMatch = fc
+  .oneof(fc.constantFrom('"x"', 'W/"x"', '', '"a", W/"b"', 'garbage'), printable(60))
+  .filter((value) => value.trim() !== '*')
+  .map((value) =>
+    fault(`If-None-Match ${JSON.stringify(value).slice(0, 40)}`, (d) => {
+      d.headers['if-none-match'] = value;
+    }),
+  );
+
+/** An `estado` other than the one the endpoint accepts (or ones: a reservation takes two). */
+const badEstado = (...valid: string[]) =>
+  fc
+    .oneof(
+      fc.constantFrom<Json>(
+        'completada',
+        'completado',
+        'activa',
+        'expirada',
+        'CANCELADA',
+        'cancelada ',
+        'cancelado',
+        'cancelada',
+        'confirmada',
+        '',
+        null,
+        1,
+        true,
+        [],
+        {},
+      ),
+      fc.string({ maxLength: 12 }),
+      withNul,
+    )
+    .filter((value) => typeof value !== 'string' || !valid.includes(value));
+
+/** `lineas` broken as a whole or in one line (docs/api.md: 1–100 lines, each product once). */
+const badLines = (valid: number): fc.Arbitrary<Json> =>
+  fc.oneof(
+    fc.constantFrom<Json>([], null, 'x', 1, {}, [null], [[]], [1], [{}]),
+    badInteger(1, MAX_INT).map((producto_id) => [{ producto_id, cantidad: 1 }]),
+    badInteger(1, MAX_INT).map((cantidad) => [{ producto_id: valid, cantidad }]),
+    fc.constant<Json>([{ producto_id: valid, cantidad: new Raw('-0') }]),
+    fc.constantFrom<Json>(
+      [{ producto_id: valid }],
+      [{ cantidad: 1 }],
+      [{ producto_id: valid, cantidad: 1, precio_unitario: 1 }],
+      [
+        { producto_id: valid, cantidad: 1 },
+        { producto_id: valid, cantidad: 2 },
+      ],
+      [{ producto_id: valid, cantidad: 1 }, null],
+    ),
+    fc.constant<Json>(Array.from({ length: 101 }, (_, i) => ({ producto_id: i + 1, cantidad: 1 }))),
+    deep,
+  );
+
+/** Lines the data forbids: more than the stock, no stock row, a total too large, a missing product. */
+const refusedLines = (s: Seeds) =>
+  fc.oneof(
+    overStock(s).map(([p, n]) =>
+      fault(`line of ${n} on stock ${p.stock}`, (d) =>
+        setAttributes(d, { lineas: [{ producto_id: p.id, cantidad: n }] }),
+      ),
+    ),
+    fc
+      .integer({ min: 1, max: MAX_INT })
+      .map((n) =>
+        fault(`line of ${n} without a stock row`, (d) =>
+          setAttributes(d, { lineas: [{ producto_id: s.unstocked, cantidad: n }] }),
+        ),
+      ),
+    fc
+      .integer({ min: 2, max: MAX_INT })
+      .map((n) =>
+        fault(`line of ${n} at 99999999.99`, (d) =>
+          setAttributes(d, { lineas: [{ producto_id: s.dear, cantidad: n }] }),
+        ),
+      ),
+    fc.tuple(missingId, overStock(s)).map(([id, [p]]) =>
+      fault(`a good line and one of missing product ${id}`, (d) =>
+        setAttributes(d, {
+          lineas: [
+            { producto_id: p.id, cantidad: 1 },
+            { producto_id: id, cantidad: 1 },
+          ],
+        }),
+      ),
+    ),
+  );
+
+/** A PATCH sent to another resource, its path and `data.id` both. */
+const retarget = (d: { path: string; body: Json | undefined }, path: string, id: number) => {
+  d.path = path;
+  d.body = updateIn(d.body, ['data', 'id'], () => String(id));
 };
 
 const validNombre = fc.constantFrom('Decoy', 'Válido', '😀 emoji');
@@ -114,6 +249,7 @@ export const ENDPOINTS: Endpoint[] = [
     method: 'GET',
     route: products,
     ids: allProducts,
+    noise: otherIfNoneMatch,
   },
   {
     name: 'GET /api/products',
@@ -148,6 +284,7 @@ export const ENDPOINTS: Endpoint[] = [
     }),
     mode: 'update',
     attributes: productAttributes(false),
+    headers: staleIfMatch,
   },
   {
     name: 'DELETE /api/products/{id}',
@@ -169,6 +306,15 @@ export const ENDPOINTS: Endpoint[] = [
     method: 'GET',
     route: inventory,
     ids: allProducts,
+    noise: otherIfNoneMatch,
+  },
+  {
+    name: 'GET /api/inventory/{id}/movements',
+    service: 'inventory',
+    method: 'GET',
+    route: (segment) => `/inventory/${segment}/movements`,
+    ids: allProducts,
+    query: [pageSize, pageAfter],
   },
   {
     name: 'PATCH /api/inventory/{id}',
@@ -187,6 +333,7 @@ export const ENDPOINTS: Endpoint[] = [
         invalid: badInteger(0, MAX_INT),
       },
     ],
+    headers: staleIfMatch,
   },
   {
     name: 'POST /api/inventory/{id}/adjustments',
@@ -255,17 +402,7 @@ export const ENDPOINTS: Endpoint[] = [
         invalid: fc.oneof(badInteger(1, MAX_INT), fc.constant(new Raw('-0'))),
       },
     ],
-    // 1–255 visible ASCII characters, one key (docs/api.md §3).
-    headers: fc
-      .oneof(
-        fc.constantFrom<string | string[]>('', ' ', 'a b', '\t', 'clave-ñ', 'x'.repeat(256), ['k1', 'k2']),
-        fc.string({ unit: 'binary', minLength: 1, maxLength: 20 }).filter((k) => !/^[\x21-\x7e]+$/.test(k)),
-      )
-      .map((key) =>
-        fault(`Idempotency-Key ${JSON.stringify(key).slice(0, 40)}`, (d) => {
-          d.headers['idempotency-key'] = key;
-        }),
-      ),
+    headers: badIdempotencyKey,
     business: (s) =>
       fc.oneof(
         overStock(s).map(([p, n]) =>
@@ -313,5 +450,113 @@ export const ENDPOINTS: Endpoint[] = [
         invalid: badIntText(1, MAX_INT),
       },
     ],
+  },
+  {
+    name: 'PATCH /api/purchases/{id}',
+    service: 'inventory',
+    method: 'PATCH',
+    route: (segment) => `/purchases/${segment}`,
+    ids: (s) => [s.purchase],
+    body: (id) => ({ data: { type: 'purchases', id: String(id), attributes: { estado: 'cancelada' } } }),
+    mode: 'update',
+    attributes: [
+      { name: 'estado', required: true, decoy: fc.constant('cancelada'), invalid: badEstado('cancelada') },
+    ],
+    headers: staleIfMatch,
+    // A line of an order is cancelled only with its order: 409.
+    business: (s) =>
+      fc.constant(
+        fault(`cancel purchase ${s.orderLine}, a line of an order`, (d) =>
+          retarget(d, `/purchases/${s.orderLine}`, s.orderLine),
+        ),
+      ),
+  },
+  {
+    name: 'POST /api/orders',
+    service: 'inventory',
+    method: 'POST',
+    route: () => '/orders',
+    body: (_, s) => ({
+      data: { type: 'orders', attributes: { lineas: [{ producto_id: s.stocked[0]!.id, cantidad: 1 }] } },
+    }),
+    mode: 'create',
+    attributes: [
+      {
+        name: 'lineas',
+        required: true,
+        decoy: fc.constant([{ producto_id: 1, cantidad: 1 }]),
+        invalid: badLines(1),
+      },
+    ],
+    headers: badIdempotencyKey,
+    business: refusedLines,
+  },
+  {
+    name: 'PATCH /api/orders/{id}',
+    service: 'inventory',
+    method: 'PATCH',
+    route: (segment) => `/orders/${segment}`,
+    ids: (s) => [s.order],
+    body: (id) => ({ data: { type: 'orders', id: String(id), attributes: { estado: 'cancelado' } } }),
+    mode: 'update',
+    attributes: [
+      { name: 'estado', required: true, decoy: fc.constant('cancelado'), invalid: badEstado('cancelado') },
+    ],
+    headers: staleIfMatch,
+  },
+  {
+    name: 'POST /api/reservations',
+    service: 'inventory',
+    method: 'POST',
+    route: () => '/reservations',
+    body: (_, s) => ({
+      data: {
+        type: 'reservations',
+        attributes: { lineas: [{ producto_id: s.stocked[0]!.id, cantidad: 1 }], expira_en: 600 },
+      },
+    }),
+    mode: 'create',
+    attributes: [
+      {
+        name: 'lineas',
+        required: true,
+        decoy: fc.constant([{ producto_id: 1, cantidad: 1 }]),
+        invalid: badLines(1),
+      },
+      {
+        name: 'expira_en',
+        required: false,
+        decoy: fc.integer({ min: 1, max: 86_400 }),
+        invalid: fc.oneof(badInteger(1, 86_400), fc.constant(new Raw('-0'))),
+      },
+    ],
+    headers: badIdempotencyKey,
+    business: refusedLines,
+  },
+  {
+    name: 'PATCH /api/reservations/{id}',
+    service: 'inventory',
+    method: 'PATCH',
+    route: (segment) => `/reservations/${segment}`,
+    ids: (s) => [s.reservation],
+    body: (id) => ({ data: { type: 'reservations', id: String(id), attributes: { estado: 'confirmada' } } }),
+    mode: 'update',
+    attributes: [
+      {
+        name: 'estado',
+        required: true,
+        decoy: fc.constantFrom('confirmada', 'cancelada'),
+        invalid: badEstado('confirmada', 'cancelada'),
+      },
+    ],
+    headers: staleIfMatch,
+    // A confirmed reservation cannot be cancelled: 409.
+    business: (s) =>
+      fc.constant(
+        fault(`cancel reservation ${s.confirmedReservation}, confirmed`, (d) => {
+          retarget(d, `/reservations/${s.confirmedReservation}`, s.confirmedReservation);
+          setAttributes(d, { estado: 'cancelada' });
+        }),
+      ),
   },
 ];

@@ -520,6 +520,7 @@ function noise(endpoint: Endpoint): fc.Arbitrary<Fault> {
         ),
     );
   }
+  if (endpoint.noise) options.push(endpoint.noise);
   const query = endpoint.query;
   if (query) {
     options.push(

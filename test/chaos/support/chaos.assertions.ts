@@ -13,7 +13,8 @@ export function detailsOf(body: string): string[] {
 }
 
 /**
- * One digest per table of every row as text, in id order: equal digests before and after mean
+ * One digest per table of every row as text, in the order of that text (tables keyed by more than
+ * an `id` included): equal digests before and after mean
  * that nothing was written, updated or deleted. `tables` maps each table to the columns that count
  * (`*` for all): the outbox relay marks `published_at` on its own, which no request writes.
  */
@@ -25,7 +26,7 @@ export async function snapshot(
   for (const [table, columns] of Object.entries(tables)) {
     const row = columns === '*' ? 't' : `ROW(${columns})`;
     const { rows } = await pool.query<{ digest: string; count: number }>(
-      `SELECT md5(coalesce(string_agg(${row}::text, ',' ORDER BY t.id), '')) AS digest, count(*)::int AS count
+      `SELECT md5(coalesce(string_agg(${row}::text, ',' ORDER BY ${row}::text), '')) AS digest, count(*)::int AS count
          FROM ${table} t`,
     );
     digests[table] = `${rows[0]!.count} rows, md5 ${rows[0]!.digest}`;
@@ -33,12 +34,17 @@ export async function snapshot(
   return digests;
 }
 
-/** The columns of the four tables that a request writes (docs/api.md §1: nothing is written by a request that fails). */
+/** The columns of the tables that a request writes (docs/api.md §1: nothing is written by a request that fails). */
 export const WRITTEN_BY_REQUESTS = {
   products: { productos: '*' },
   inventory: {
     inventario: '*',
     historial_compras: '*',
+    movimientos_inventario: '*',
+    pedidos: '*',
+    reservas: '*',
+    reserva_lineas: '*',
+    idempotency_keys: '*',
     outbox: 't.id, t.seq, t.type, t.producto_id, t.data, t.occurred_at',
   },
 };

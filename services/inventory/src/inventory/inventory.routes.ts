@@ -7,6 +7,7 @@ import { cursorPage, cursorResult } from '@catalogo/kit/query';
 import type { FastifyRequest } from 'fastify';
 import type pg from 'pg';
 import type { ProductResource, ProductsClient } from '../products-client.js';
+import type { StockChanges } from '../stock/stock.metrics.js';
 import { listMovements, lockStock, type MovementRow } from '../stock/stock.repository.js';
 import { adjustStock, setStock } from '../stock/stock.service.js';
 import * as repo from './inventory.repository.js';
@@ -99,9 +100,10 @@ export interface InventoryDeps {
    */
   readPool: pg.Pool;
   products: ProductsClient;
+  stockChanges: StockChanges;
 }
 
-export function inventoryRoutes({ pool, readPool, products }: InventoryDeps) {
+export function inventoryRoutes({ pool, readPool, products, stockChanges }: InventoryDeps) {
   async function productOr404(id: number, request: FastifyRequest): Promise<ProductResource> {
     const product = await products.getProduct(id, request.id, request.deadline);
     if (!product) throw notFound(PRODUCT_NOT_FOUND);
@@ -111,14 +113,16 @@ export function inventoryRoutes({ pool, readPool, products }: InventoryDeps) {
   /**
    * A stock change (stock.service.ts) in its own transaction, answering the row as it left it and its
    * entity tag. With If-Match, the version it names is checked on the locked row before the change.
+   * Its one movement is counted once committed.
    */
   async function changeStock(
     productoId: number,
     product: ProductResource,
     ifMatch: string | string[] | undefined,
+    causa: 'set' | 'adjustment',
     change: (tx: pg.PoolClient) => Promise<unknown>,
   ) {
-    return withTransaction(pool, async (tx) => {
+    const changed = await withTransaction(pool, async (tx) => {
       if (ifMatch !== undefined) {
         await lockStock(tx, productoId);
         checkIfMatch(ifMatch, inventoryEtag(productoId, await repo.stockVersion(tx, productoId), product));
@@ -127,6 +131,8 @@ export function inventoryRoutes({ pool, readPool, products }: InventoryDeps) {
       const row = (await repo.findInventory(tx, productoId))!;
       return { row, etag: inventoryEtag(productoId, await repo.stockVersion(tx, productoId), product) };
     });
+    stockChanges.inc({ causa });
+    return changed;
   }
 
   return async (app: App) => {
@@ -197,7 +203,7 @@ export function inventoryRoutes({ pool, readPool, products }: InventoryDeps) {
         const id = parseIdParam(request.params.id);
         const product = await productOr404(id, request);
         const { cantidad } = request.body.data.attributes;
-        const { row, etag } = await changeStock(id, product, request.headers['if-match'], (tx) =>
+        const { row, etag } = await changeStock(id, product, request.headers['if-match'], 'set', (tx) =>
           setStock(tx, id, cantidad),
         );
         reply.header('etag', etag);
@@ -231,7 +237,7 @@ export function inventoryRoutes({ pool, readPool, products }: InventoryDeps) {
           });
         }
         const product = await productOr404(id, request);
-        const { row, etag } = await changeStock(id, product, undefined, (tx) =>
+        const { row, etag } = await changeStock(id, product, undefined, 'adjustment', (tx) =>
           adjustStock(tx, id, delta, reason),
         );
         reply.header('etag', etag);
@@ -260,8 +266,9 @@ export function inventoryRoutes({ pool, readPool, products }: InventoryDeps) {
           ...(page.after !== undefined ? { before: page.after } : {}),
           limit: page.fetch,
         });
-        // A product with movements had a stock row, so it existed; only an empty ledger asks Products.
-        if (rows.length === 0 && page.after === undefined) await productOr404(id, request);
+        // A product with movements had a stock row, so it existed; only an empty page asks Products
+        // (past a cursor too: a page after any cursor of an unknown product is a 404, not an empty list).
+        if (rows.length === 0) await productOr404(id, request);
         const result = cursorResult(rows, page, `${BASE}/${id}/movements`, {}, (row) => Number(row.id));
         return { data: result.data.map(toMovementResource), links: result.links };
       },

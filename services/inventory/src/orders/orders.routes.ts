@@ -153,7 +153,7 @@ export function ordersRoutes(deps: OrdersRoutesDeps) {
       },
       async (request, reply) => {
         const id = parseIdParam(request.params.id);
-        const row = await cancelOrder(deps.pool, id, (current) =>
+        const row = await cancelOrder(deps, id, (current) =>
           checkIfMatch(request.headers['if-match'], strongEtag(toOrderResource(current))),
         );
         request.log.info({ orderId: id, estado: row.estado }, 'order cancelled');

@@ -5,6 +5,7 @@ import type { Counter } from 'prom-client';
 import type { ProductResource, ProductsClient } from '../products-client.js';
 import { markCancelled } from '../purchases/purchases.repository.js';
 import { outcomeOf } from '../purchases/purchases.service.js';
+import type { StockChanges } from '../stock/stock.metrics.js';
 import { moveStocks } from '../stock/stock.repository.js';
 import { applied } from '../stock/stock.service.js';
 import { type Caller, priceLines, shortLines } from './orders.lines.js';
@@ -16,6 +17,7 @@ export interface OrderDeps {
   products: ProductsClient;
   /** `orders_total{outcome}`. */
   outcomes: Counter<'outcome'>;
+  stockChanges: StockChanges;
 }
 
 export interface OrderDone {
@@ -44,6 +46,8 @@ async function orderSaga<T>(
       return { order: placed.order, products: priced.products };
     });
     deps.outcomes.inc({ outcome: 'completed' });
+    // Committed: one movement per line.
+    deps.stockChanges.inc({ causa: 'purchase' }, lineas.length);
     return result;
   } catch (err) {
     deps.outcomes.inc({ outcome: outcomeOf(err) });
@@ -79,11 +83,12 @@ export const ORDER_NOT_FOUND = 'Pedido no encontrado';
  * `check` sees the locked order before anything changes (a precondition).
  */
 export async function cancelOrder(
-  pool: pg.Pool,
+  { pool, stockChanges }: Pick<OrderDeps, 'pool' | 'stockChanges'>,
   id: number,
   check: (current: OrderRow) => void = () => {},
 ): Promise<OrderRow> {
-  return withTransaction(pool, async (tx) => {
+  let moved = 0;
+  const row = await withTransaction<OrderRow>(pool, async (tx) => {
     const current = await lockOrder(tx, id);
     if (!current) throw notFound(ORDER_NOT_FOUND);
     check(current);
@@ -98,6 +103,7 @@ export async function cancelOrder(
       })),
     );
     for (const result of results) applied(result);
+    moved = results.length;
     await markCancelled(
       tx,
       current.lineas.map((line) => line.purchase_id),
@@ -105,4 +111,6 @@ export async function cancelOrder(
     const cancelado_at = await markOrderCancelled(tx, id);
     return { ...current, estado: 'cancelado', cancelado_at };
   });
+  stockChanges.inc({ causa: 'cancellation' }, moved);
+  return row;
 }

@@ -4,6 +4,7 @@ import { serviceUnavailable } from '@catalogo/kit/errors';
 import { captureTraceContext, inBatchSpan } from '@catalogo/kit/tracing';
 import pg from 'pg';
 import { Gauge, Histogram, type Registry } from 'prom-client';
+import type { StockChanges } from '../stock/stock.metrics.js';
 import {
   type NewPurchase,
   type PurchaseOutcome,
@@ -28,6 +29,8 @@ export interface RecorderOptions {
   queueMax?: number;
   /** How long a statement of a product found locked waits for its row at most (its deadline too). */
   lockWaitMs?: number;
+  /** Counts the purchases each statement committed (`recordIn`'s are its caller's to count). */
+  stockChanges?: StockChanges;
 }
 
 export interface PurchaseRecorder {
@@ -222,6 +225,8 @@ export function createPurchaseRecorder(pool: pg.Pool, options: RecorderOptions =
       return enqueue(batch, true);
     }
     if (lockedRow) locked.delete(first.purchase.productoId);
+    // The statement has committed: each purchase it granted is one movement.
+    options.stockChanges?.inc({ causa: 'purchase' }, outcomes.filter((outcome) => outcome.ok).length);
     const handedBack: Waiting[] = [];
     for (const [index, waiting] of batch.entries()) {
       const outcome = outcomes[index]!;

@@ -180,7 +180,7 @@ export function purchasesRoutes(deps: PurchasesRoutesDeps) {
       },
       async (request, reply) => {
         const id = parseIdParam(request.params.id);
-        const row = await cancelPurchase(deps.pool, id, (current) =>
+        const row = await cancelPurchase(deps, id, (current) =>
           checkIfMatch(request.headers['if-match'], strongEtag(toPurchaseResource(current))),
         );
         request.log.info({ purchaseId: id, estado: row.estado }, 'purchase cancelled');

@@ -6,6 +6,7 @@ import type { Counter } from 'prom-client';
 import { PRODUCT_NOT_FOUND } from '../inventory/inventory.routes.js';
 import { purchaseTotal } from '../money.js';
 import type { ProductResource, ProductsClient } from '../products-client.js';
+import type { StockChanges } from '../stock/stock.metrics.js';
 import { moveStock } from '../stock/stock.repository.js';
 import { applied, insufficientStock } from '../stock/stock.service.js';
 import type { PurchaseRecorder } from './purchases.batcher.js';
@@ -28,6 +29,7 @@ export interface PurchaseDeps {
   recorder: PurchaseRecorder;
   products: ProductsClient;
   outcomes: Counter<'outcome'>;
+  stockChanges: StockChanges;
 }
 
 /** The `outcome` label of a failed purchase or order. */
@@ -121,6 +123,7 @@ export async function purchaseSettled<T>(
       return settle(tx, insufficientStock(outcome.disponible));
     });
     deps.outcomes.inc({ outcome: label });
+    if (label === 'completed') deps.stockChanges.inc({ causa: 'purchase' });
     return result;
   } catch (err) {
     deps.outcomes.inc({ outcome: outcomeOf(err) });
@@ -138,11 +141,12 @@ export const PURCHASE_NOT_FOUND = 'Compra no encontrada';
  * `stock_overflow`. `check` sees the locked purchase before anything changes (a precondition).
  */
 export async function cancelPurchase(
-  pool: pg.Pool,
+  { pool, stockChanges }: Pick<PurchaseDeps, 'pool' | 'stockChanges'>,
   id: number,
   check: (current: PurchaseRow) => void = () => {},
 ): Promise<PurchaseRow> {
-  return withTransaction(pool, async (tx) => {
+  let moved = 0;
+  const row = await withTransaction(pool, async (tx) => {
     const current = await lockPurchase(tx, id);
     if (!current) throw notFound(PURCHASE_NOT_FOUND);
     check(current);
@@ -156,7 +160,10 @@ export async function cancelPurchase(
         source: { type: 'purchases', id },
       }),
     );
+    moved = 1;
     const [cancelled] = await markCancelled(tx, [id]);
     return cancelled!;
   });
+  stockChanges.inc({ causa: 'cancellation' }, moved);
+  return row;
 }

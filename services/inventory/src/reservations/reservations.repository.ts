@@ -129,10 +129,20 @@ export async function giveBack(db: Queryable, ids: number[], how: 'release' | 'e
   ]);
 }
 
-/** One sweep (`expirar_reservas`): expires up to `limit` reservations past their time. */
-export async function expireDue(db: Queryable, limit: number): Promise<number> {
-  const { rows } = await db.query<{ n: number }>('SELECT expirar_reservas($1) AS n', [limit]);
-  return rows[0]!.n;
+/**
+ * Locks up to `limit` active reservations past their time, oldest due first, with their number of
+ * lines (the stock movements their expiry writes). SKIP LOCKED, as `expirar_reservas` does: the
+ * sweepers of several instances, and a confirmation or cancellation in progress, never wait for each
+ * other and never expire one twice.
+ */
+export async function lockDue(db: Queryable, limit: number): Promise<{ id: number; lineas: number }[]> {
+  const { rows } = await db.query<{ id: number; lineas: number }>(
+    `SELECT r.id, (SELECT count(*)::int FROM reserva_lineas l WHERE l.reserva_id = r.id) AS lineas
+     FROM reservas r WHERE r.estado = 'activa' AND r.expira_at <= LOCALTIMESTAMP
+     ORDER BY r.expira_at LIMIT $1 FOR UPDATE OF r SKIP LOCKED`,
+    [limit],
+  );
+  return rows;
 }
 
 export async function countActive(db: Queryable): Promise<number> {

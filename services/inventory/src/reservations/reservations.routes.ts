@@ -185,11 +185,11 @@ export function reservationsRoutes(deps: ReservationsRoutesDeps) {
           checkIfMatch(request.headers['if-match'], strongEtag(toReservationResource(current)));
         let body: ReturnType<typeof document>;
         if (request.body.data.attributes.estado === 'confirmada') {
-          const { reservation, order } = await confirmReservation(deps.pool, id, check);
+          const { reservation, order } = await confirmReservation(deps, id, check);
           request.log.info({ reservationId: id, orderId: order.id }, 'reservation confirmed');
           body = document(reservation, [toOrderResource(order)]);
         } else {
-          const reservation = await cancelReservation(deps.pool, id, check);
+          const reservation = await cancelReservation(deps, id, check);
           request.log.info({ reservationId: id, estado: reservation.estado }, 'reservation cancelled');
           body = document(reservation);
         }

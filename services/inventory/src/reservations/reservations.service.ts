@@ -7,6 +7,7 @@ import { findOrder, type OrderRow, placeOrder } from '../orders/orders.repositor
 import type { LineInputT } from '../orders/orders.schemas.js';
 import type { ProductResource, ProductsClient } from '../products-client.js';
 import { outcomeOf } from '../purchases/purchases.service.js';
+import type { StockChanges } from '../stock/stock.metrics.js';
 import { stockOverflow } from '../stock/stock.service.js';
 import {
   findReservation,
@@ -23,6 +24,7 @@ export interface ReservationDeps {
   products: ProductsClient;
   /** `reservations_total{outcome}`. */
   outcomes: Counter<'outcome'>;
+  stockChanges: StockChanges;
 }
 
 export interface ReservationMade {
@@ -53,6 +55,8 @@ export async function createReservation<T>(
       return settle(tx, { reservation, products: priced.products });
     });
     deps.outcomes.inc({ outcome: 'completed' });
+    // Committed: one movement per line.
+    deps.stockChanges.inc({ causa: 'reservation' }, input.lineas.length);
     return result;
   } catch (err) {
     deps.outcomes.inc({ outcome: outcomeOf(err) });
@@ -68,37 +72,44 @@ export async function createReservation<T>(
  * Confirming a confirmed reservation changes nothing. `check` sees the locked reservation first.
  */
 export async function confirmReservation(
-  pool: pg.Pool,
+  { pool, stockChanges }: Pick<ReservationDeps, 'pool' | 'stockChanges'>,
   id: number,
   check: (current: ReservationRow) => void = () => {},
 ): Promise<{ reservation: ReservationRow; order: OrderRow }> {
-  return withTransaction(pool, async (tx) => {
-    const current = await lockReservation(tx, id);
-    if (!current) throw notFound(RESERVATION_NOT_FOUND);
-    check(current);
-    if (current.estado === 'confirmada') {
-      return { reservation: current, order: (await findOrder(tx, current.pedido_id!))! };
-    }
-    if (current.estado === 'cancelada') throw conflict('Reserva cancelada', 'reservation_cancelled');
-    if (current.estado === 'expirada' || (await isDue(tx, id))) throw expired();
-    const placed = await placeOrder(
-      tx,
-      current.lineas.map((line) => ({
-        productoId: line.producto_id,
-        cantidad: line.cantidad,
-        unitario: line.precio_unitario,
-        total: line.total,
-      })),
-      current.total,
-      id,
-    );
-    if (!placed.ok) throw new Error(`reservation ${id}: held units refused by registrar_pedido`);
-    await markConfirmed(tx, id, placed.order.id);
-    return {
-      reservation: { ...current, estado: 'confirmada', pedido_id: placed.order.id },
-      order: placed.order,
-    };
-  });
+  let moved = 0;
+  const confirmed = await withTransaction<{ reservation: ReservationRow; order: OrderRow }>(
+    pool,
+    async (tx) => {
+      const current = await lockReservation(tx, id);
+      if (!current) throw notFound(RESERVATION_NOT_FOUND);
+      check(current);
+      if (current.estado === 'confirmada') {
+        return { reservation: current, order: (await findOrder(tx, current.pedido_id!))! };
+      }
+      if (current.estado === 'cancelada') throw conflict('Reserva cancelada', 'reservation_cancelled');
+      if (current.estado === 'expirada' || (await isDue(tx, id))) throw expired();
+      const placed = await placeOrder(
+        tx,
+        current.lineas.map((line) => ({
+          productoId: line.producto_id,
+          cantidad: line.cantidad,
+          unitario: line.precio_unitario,
+          total: line.total,
+        })),
+        current.total,
+        id,
+      );
+      if (!placed.ok) throw new Error(`reservation ${id}: held units refused by registrar_pedido`);
+      await markConfirmed(tx, id, placed.order.id);
+      moved = current.lineas.length;
+      return {
+        reservation: { ...current, estado: 'confirmada', pedido_id: placed.order.id },
+        order: placed.order,
+      };
+    },
+  );
+  stockChanges.inc({ causa: 'confirmation' }, moved);
+  return confirmed;
 }
 
 /**
@@ -106,11 +117,12 @@ export async function confirmReservation(
  * cancelled reservation changes nothing; a confirmed or expired one is a 409.
  */
 export async function cancelReservation(
-  pool: pg.Pool,
+  { pool, stockChanges }: Pick<ReservationDeps, 'pool' | 'stockChanges'>,
   id: number,
   check: (current: ReservationRow) => void = () => {},
 ): Promise<ReservationRow> {
-  return withTransaction(pool, async (tx) => {
+  let moved = 0;
+  const cancelled = await withTransaction<ReservationRow>(pool, async (tx) => {
     const current = await lockReservation(tx, id);
     if (!current) throw notFound(RESERVATION_NOT_FOUND);
     check(current);
@@ -124,6 +136,9 @@ export async function cancelReservation(
       if ((err as { code?: string }).code === '22003') throw stockOverflow();
       throw err;
     });
+    moved = current.lineas.length;
     return { ...current, estado: 'cancelada' };
   });
+  stockChanges.inc({ causa: 'release' }, moved);
+  return cancelled;
 }
