@@ -15,6 +15,7 @@ import {
 import type { Logger } from 'pino';
 import { Pool } from 'undici';
 import type { ProductsClientConfig } from './config.js';
+import { createProductBatcher, type FetchedProducts } from './products-client.batcher.js';
 
 /**
  * The product as the Products service returned it, rebuilt from its checked members only: it is
@@ -52,6 +53,11 @@ export const MAX_PRODUCT_RESPONSE_BYTES = 64 * 1024;
 /** The most products one `filter[id]` request asks for: an order's or a reservation's lines. */
 const MAX_PRODUCTS_PER_REQUEST = 100;
 const TOO_LARGE = 'UND_ERR_RES_EXCEEDED_MAX_SIZE';
+/**
+ * A shared product request in flight for longer than this no longer holds back the next one: a
+ * cached read answers within a millisecond or two, so a request this old is slow or retrying.
+ */
+const BATCH_STALL_MS = 20;
 
 /** The body as text, or a RefusedProductError as soon as it outgrows `limit` bytes (the rest is not read). */
 async function readAtMost(body: AsyncIterable<Buffer> & { destroy(): unknown }, limit: number) {
@@ -134,6 +140,12 @@ export interface ProductsClient {
    */
   getProducts(ids: number[], requestId: string, deadline?: Deadline): Promise<Map<number, ProductResource>>;
   /**
+   * The product as `getProduct` answers it, from a request that started after this call and may ask
+   * for the products of other callers too (`filter[id]`): a purchase's price, never read before the
+   * purchase arrived. A product Inventory refuses fails its own callers only (503).
+   */
+  getProductBatched(id: number, requestId: string, deadline?: Deadline): Promise<ProductResource | undefined>;
+  /**
    * Whether the Products service answers its health check (reported, never fatal); fails at once
    * while the circuit is open.
    */
@@ -155,7 +167,11 @@ const STATE_NAMES = {
  * retries with decorrelated-jitter backoff for failures that can pass, and a circuit breaker that
  * answers at once while the service is down, letting one probe through after a pause.
  */
-export function createProductsClient(config: ProductsClientConfig, log: Logger): ProductsClient {
+export function createProductsClient(
+  config: ProductsClientConfig,
+  log: Logger,
+  { batchStallMs = BATCH_STALL_MS }: { batchStallMs?: number } = {},
+): ProductsClient {
   const origin = new URL(config.url);
   const basePath = origin.pathname.replace(/\/$/, '');
   const pool = new Pool(origin.origin, {
@@ -255,6 +271,41 @@ export function createProductsClient(config: ProductsClientConfig, log: Logger):
     return new Map(data.map((value) => productFrom(value, wanted)).map((p) => [Number(p.id), p]));
   }
 
+  /**
+   * Several products in one request, each judged on its own: a product refused (an invalid price,
+   * say) is that product's error in the map, not the request's. An entry that cannot be told apart
+   * (no id, or one not asked for) makes the whole answer suspect.
+   */
+  async function requestEach(ids: number[], requestId: string, signal: EventEmitter) {
+    const data = await requestData(
+      `/api/products?filter[id]=${ids.join(',')}&page[size]=${ids.length}`,
+      ids.length,
+      requestId,
+      signal,
+    );
+    if (!Array.isArray(data)) throw new RefusedProductError('no collection of products in the document');
+    const wanted = new Set(ids);
+    const found: FetchedProducts<ProductResource> = new Map();
+    for (const value of data) {
+      const raw = (value as { id?: unknown } | null)?.id;
+      const id = Number(raw);
+      if (typeof raw !== 'string' || raw !== String(id) || !wanted.has(id)) {
+        throw new RefusedProductError(`another product's id than those asked for: ${String(raw)}`);
+      }
+      if (found.has(id)) {
+        found.set(id, new RefusedProductError('the same product twice in the answer'));
+        continue;
+      }
+      try {
+        found.set(id, productFrom(value, wanted));
+      } catch (err) {
+        if (!(err instanceof RefusedProductError)) throw err;
+        found.set(id, err);
+      }
+    }
+    return found;
+  }
+
   /** A call through the policy; any failure to get an answer is a 503 for the client. */
   async function call<T>(
     request: (signal: EventEmitter) => Promise<T>,
@@ -273,7 +324,32 @@ export function createProductsClient(config: ProductsClientConfig, log: Logger):
     }
   }
 
+  /** One request for the products of `ids`: a single read for one, `filter[id]` for several. */
+  async function fetchBatch(ids: number[], requestId: string, deadline: Deadline | undefined) {
+    if (ids.length === 1) {
+      const id = ids[0]!;
+      const product = await call((signal) => requestProduct(id, requestId, signal), deadline, {
+        productId: id,
+      });
+      return new Map(product ? [[id, product]] : []);
+    }
+    const found = await call((signal) => requestEach(ids, requestId, signal), deadline, { productIds: ids });
+    for (const [productId, product] of found) {
+      if (!(product instanceof Error)) continue;
+      log.warn({ productId, reason: product.message }, 'refused the product Products answered');
+      found.set(productId, serviceUnavailable(UNAVAILABLE, product));
+    }
+    return found;
+  }
+
+  const batcher = createProductBatcher(fetchBatch, {
+    maxBatch: MAX_PRODUCTS_PER_REQUEST,
+    stallMs: batchStallMs,
+    maxInFlight: Math.max(1, config.connections),
+  });
+
   return {
+    getProductBatched: batcher.get,
     getProduct: (id, requestId, deadline) =>
       call((signal) => requestProduct(id, requestId, signal), deadline, { productId: id }),
     getProducts: (ids, requestId, deadline) =>
