@@ -30,6 +30,8 @@ export interface ProductBatcher<T> {
    * error, or with the deadline's 503 when the deadline passes first.
    */
   get(id: number, requestId: string, deadline?: Deadline): Promise<T | undefined>;
+  /** Each product of `ids` as `get` answers it, asked for together (in one request, when they fit). */
+  getAll(ids: number[], requestId: string, deadline?: Deadline): Promise<(T | undefined)[]>;
 }
 
 interface Waiting<T> {
@@ -124,13 +126,24 @@ export function createProductBatcher<T>(
     while (waiting.length > 0 && active === 0 && inFlight < options.maxInFlight) send();
   }
 
+  /** A caller's wait for `id`, queued for the next request; bounded by its deadline. */
+  function wait(id: number, requestId: string, deadline: Deadline | undefined): Promise<T | undefined> {
+    const answer = new Promise<T | undefined>((resolve, reject) => {
+      waiting.push({ id, requestId, deadline, resolve, reject, trace: captureTraceContext() });
+    });
+    return deadline === undefined ? answer : withDeadline(answer, deadline.remaining(), deadlineExceeded);
+  }
+
   return {
     get(id, requestId, deadline) {
-      const answer = new Promise<T | undefined>((resolve, reject) => {
-        waiting.push({ id, requestId, deadline, resolve, reject, trace: captureTraceContext() });
-        pump();
-      });
-      return deadline === undefined ? answer : withDeadline(answer, deadline.remaining(), deadlineExceeded);
+      const answer = wait(id, requestId, deadline);
+      pump();
+      return answer;
+    },
+    getAll(ids, requestId, deadline) {
+      const answers = ids.map((id) => wait(id, requestId, deadline));
+      pump();
+      return Promise.all(answers);
     },
   };
 }

@@ -135,8 +135,10 @@ export interface ProductsClient {
    */
   getProduct(id: number, requestId: string, deadline?: Deadline): Promise<ProductResource | undefined>;
   /**
-   * Several products (at most 100) in one request (`filter[id]`), by id; an id the Products service
-   * does not know is absent from the answer. The deadline bounds it as it does `getProduct`.
+   * Several products (at most 100) in one request (`filter[id]`), by id, begun after this call and
+   * possibly shared as `getProductBatched`'s are; an id the Products service does not know is absent
+   * from the answer, and one product refused fails them all (503). The deadline bounds it as it
+   * does `getProduct`.
    */
   getProducts(ids: number[], requestId: string, deadline?: Deadline): Promise<Map<number, ProductResource>>;
   /**
@@ -259,18 +261,6 @@ export function createProductsClient(
     return data === undefined ? undefined : productFrom(data, new Set([id]));
   }
 
-  async function requestProducts(ids: number[], requestId: string, signal: EventEmitter) {
-    const data = await requestData(
-      `/api/products?filter[id]=${ids.join(',')}&page[size]=${ids.length}`,
-      ids.length,
-      requestId,
-      signal,
-    );
-    if (!Array.isArray(data)) throw new RefusedProductError('no collection of products in the document');
-    const wanted = new Set(ids);
-    return new Map(data.map((value) => productFrom(value, wanted)).map((p) => [Number(p.id), p]));
-  }
-
   /**
    * Several products in one request, each judged on its own: a product refused (an invalid price,
    * say) is that product's error in the map, not the request's. An entry that cannot be told apart
@@ -352,8 +342,12 @@ export function createProductsClient(
     getProductBatched: batcher.get,
     getProduct: (id, requestId, deadline) =>
       call((signal) => requestProduct(id, requestId, signal), deadline, { productId: id }),
-    getProducts: (ids, requestId, deadline) =>
-      call((signal) => requestProducts(ids, requestId, signal), deadline, { productIds: ids }),
+    async getProducts(ids, requestId, deadline) {
+      // Through the batcher too: an order's products share a request with those of the purchases
+      // and orders that arrive with it, and fail together when any of them is refused.
+      const found = await batcher.getAll(ids, requestId, deadline);
+      return new Map(found.flatMap((product, index) => (product ? [[ids[index]!, product]] : [])));
+    },
     async ping() {
       // Through the breaker: an open circuit answers at once, without a call to a service known down.
       await breaker.execute(async () => {

@@ -525,8 +525,9 @@ export async function startFakeProducts(initial: FakeBehaviour = 'ok'): Promise<
       return;
     }
     const id = Number(/\/api\/products\/(\d+)$/.exec(req.url ?? '')?.[1]);
-    if (fake.documents.has(id)) {
-      reply(200, fake.documents.get(id));
+    const document = fake.documents.get(id);
+    if (document !== undefined) {
+      reply(200, document);
       return;
     }
     const precio = fake.prices.get(id);

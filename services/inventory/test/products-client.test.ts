@@ -357,6 +357,26 @@ describe('getProductBatched: the products of purchases that arrive together, in 
     expect(server.requests[1]!.headers['x-request-id']).toBe('r-2');
   });
 
+  it('an order’s products go in one request, shared with the purchases and orders that arrive with it', async () => {
+    const { server, client } = await holding();
+    for (const id of [1, 2, 3, 4, 5]) server.prices.set(id, id);
+    expect([...(await client.getProducts([3, 1, 9], 'order')).keys()]).toEqual([3, 1]);
+    expect(decodeURIComponent(server.requests[0]!.url)).toBe('/api/products?filter[id]=3,1,9&page[size]=3');
+    const release = holdAnswers(server);
+    const first = client.getProductBatched(1, 'r1');
+    await arrived(server, 2);
+    const order = client.getProducts([2, 3], 'order');
+    const purchase = client.getProductBatched(4, 'r2');
+    const other = client.getProducts([4, 5], 'other');
+    release();
+    await first;
+    expect([...(await order).keys()]).toEqual([2, 3]);
+    expect((await purchase)?.attributes.precio).toBe(4);
+    expect([...(await other).keys()]).toEqual([4, 5]);
+    expect(server.requests).toHaveLength(3);
+    expect(decodeURIComponent(server.requests[2]!.url)).toBe('/api/products?filter[id]=2,3,4,5&page[size]=4');
+  });
+
   it('a product Inventory refuses fails its own purchases only (503); the others are answered', async () => {
     const { server, client } = await holding();
     server.prices.set(2, 2);
