@@ -82,6 +82,8 @@ export function createProductBatcher<T>(
     const batch: Waiting<T>[] = [];
     const rest: Waiting<T>[] = [];
     for (const next of waiting) {
+      // Already answered 503 by its deadline: nobody needs its product any more.
+      if (next.deadline !== undefined && next.deadline.remaining() <= 0) continue;
       const fits = ids.has(next.id) || ids.size < options.maxBatch;
       if (fits) ids.add(next.id);
       (fits ? batch : rest).push(next);
@@ -92,6 +94,7 @@ export function createProductBatcher<T>(
 
   function send(): void {
     const { batch, ids } = take();
+    if (batch.length === 0) return;
     inFlight += 1;
     active += 1;
     let slow = false;

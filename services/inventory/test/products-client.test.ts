@@ -377,6 +377,21 @@ describe('getProductBatched: the products of purchases that arrive together, in 
     expect(decodeURIComponent(server.requests[2]!.url)).toBe('/api/products?filter[id]=2,3,4,5&page[size]=4');
   });
 
+  it('a purchase whose deadline passed while it waited is answered 503 and its product not asked for', async () => {
+    const { server, client } = await holding();
+    for (const id of [1, 2, 3]) server.prices.set(id, id);
+    const release = holdAnswers(server);
+    const first = client.getProductBatched(1, 'r1');
+    await arrived(server, 1);
+    const late = client.getProductBatched(2, 'r2', new Deadline(50)).catch((err: unknown) => err);
+    expect(await late).toMatchObject({ code: 'deadline_exceeded' });
+    const next = client.getProductBatched(3, 'r3');
+    release();
+    await first;
+    expect((await next)?.attributes.precio).toBe(3);
+    expect(server.requests.map((r) => r.url)).toEqual(['/api/products/1', '/api/products/3']);
+  });
+
   it('a product Inventory refuses fails its own purchases only (503); the others are answered', async () => {
     const { server, client } = await holding();
     server.prices.set(2, 2);
