@@ -118,6 +118,34 @@ async function productScenario(
 }
 
 /**
+ * What the scenarios that write share: each seeded product's price for one unit (what the floor
+ * records), a pool of the floor's own as large as the service's, and the target: POSTs of `path` to
+ * the Inventory service, each with a body from `body()`.
+ */
+function writeScenario(
+  name: ScenarioName,
+  options: BenchOptions,
+  system: System,
+  path: string,
+  body: () => unknown,
+) {
+  if (!system.inventoryUrl) throw new Error(`${name} needs the Inventory service`);
+  const prices = new Map(system.seed.products.map((p) => [p.id, purchaseTotal(p.precio, 1)]));
+  const pool = createPool(
+    { connectionString: system.inventoryDb, max: options.poolMax, applicationName: 'bench-floor' },
+    pino({ level: 'silent' }),
+  );
+  const target = http({
+    url: system.inventoryUrl,
+    connections: options.connections,
+    headers: { 'x-api-key': API_KEY, 'content-type': MEDIA_TYPE, accept: MEDIA_TYPE },
+    method: 'POST',
+    next: () => ({ path, body: JSON.stringify(body()) }),
+  });
+  return { prices, pool, target };
+}
+
+/**
  * POST /api/purchases against the Inventory service, and the same SQL (`recordPurchase`, one
  * statement) driven straight through `pg` by as many workers as there are connections, with a pool
  * as large as the service's. Afterwards the books must balance: nothing oversold, nothing lost.
@@ -128,25 +156,10 @@ async function purchaseScenario(
   system: System,
   productIds: number[],
 ): Promise<ScenarioResult> {
-  if (!system.inventoryUrl) throw new Error(`${name} needs the Inventory service`);
-  const prices = new Map(system.seed.products.map((p) => [p.id, purchaseTotal(p.precio, 1)]));
-  const pool = createPool(
-    { connectionString: system.inventoryDb, max: options.poolMax, applicationName: 'bench-floor' },
-    pino({ level: 'silent' }),
-  );
+  const { prices, pool, target } = writeScenario(name, options, system, '/api/purchases', () => ({
+    data: { type: 'purchases', attributes: { producto_id: pick(productIds), cantidad: 1 } },
+  }));
   try {
-    const target = http({
-      url: system.inventoryUrl,
-      connections: options.connections,
-      headers: { 'x-api-key': API_KEY, 'content-type': MEDIA_TYPE, accept: MEDIA_TYPE },
-      method: 'POST',
-      next: () => ({
-        path: '/api/purchases',
-        body: JSON.stringify({
-          data: { type: 'purchases', attributes: { producto_id: pick(productIds), cantidad: 1 } },
-        }),
-      }),
-    });
     const floor: Drive = (seconds, tally) =>
       runLoop(
         options.connections,
@@ -186,29 +199,14 @@ async function checkoutScenario(
   options: BenchOptions,
   system: System,
 ): Promise<ScenarioResult> {
-  if (!system.inventoryUrl) throw new Error(`${name} needs the Inventory service`);
   const ids = system.seed.products.map((p) => p.id);
-  const prices = new Map(system.seed.products.map((p) => [p.id, purchaseTotal(p.precio, 1)]));
-  const pool = createPool(
-    { connectionString: system.inventoryDb, max: options.poolMax, applicationName: 'bench-floor' },
-    pino({ level: 'silent' }),
-  );
+  const { prices, pool, target } = writeScenario(name, options, system, '/api/orders', () => ({
+    data: {
+      type: 'orders',
+      attributes: { lineas: pickDistinct(ids, 3).map((producto_id) => ({ producto_id, cantidad: 1 })) },
+    },
+  }));
   try {
-    const target = http({
-      url: system.inventoryUrl,
-      connections: options.connections,
-      headers: { 'x-api-key': API_KEY, 'content-type': MEDIA_TYPE, accept: MEDIA_TYPE },
-      method: 'POST',
-      next: () => ({
-        path: '/api/orders',
-        body: JSON.stringify({
-          data: {
-            type: 'orders',
-            attributes: { lineas: pickDistinct(ids, 3).map((producto_id) => ({ producto_id, cantidad: 1 })) },
-          },
-        }),
-      }),
-    });
     const floor: Drive = (seconds, tally) =>
       runLoop(
         options.connections,

@@ -1,7 +1,7 @@
 /**
- * One purchase, one trace: the Inventory request, its call to Products (W3C `traceparent` over
- * real HTTP), the Products request, the group-commit statement's span and the SQL of both services
- * all carry one trace id, and every log line either service wrote for it carries that trace_id.
+ * One purchase, one trace: the Inventory request, the span of its product request and the call to
+ * Products in it (W3C `traceparent` over real HTTP), the Products request, the group-commit
+ * statement's span and the SQL of both services all carry one trace id, and every log line either service wrote for it carries that trace_id.
  * The services run in a child process (trace.child.ts) that starts tracing before loading them,
  * as `node --import @catalogo/kit/tracing` does for a real service.
  */
@@ -114,8 +114,12 @@ it('holds the Inventory request, its call to Products, the Products request and 
   const byId = new Map(trace.map((s) => [s.spanId, s]));
   const childrenOf = (parent: SpanRecord) => trace.filter((s) => s.parentSpanId === parent.spanId);
 
-  const call = childrenOf(request).find((s) => s.kind === CLIENT && s.name === 'GET');
-  expect(call, 'the call to Products is a child of the Inventory request').toBeDefined();
+  // The product request may serve several purchases: a span of its own, like the group commit's.
+  const fetch = childrenOf(request).find((s) => s.name === 'products.fetch');
+  expect(fetch, 'the product request is a span of the request').toBeDefined();
+  expect(fetch!.links).toEqual([request.spanId]);
+  const call = childrenOf(fetch!).find((s) => s.kind === CLIENT && s.name === 'GET');
+  expect(call, 'the call to Products is a child of it').toBeDefined();
   const productsRequest = trace.find((s) => s.kind === SERVER && s.name === 'GET /api/products/:id');
   expect(productsRequest, 'the Products request is in the same trace').toBeDefined();
   // Parented across the wire: the traceparent header the call sent, not the process's memory.

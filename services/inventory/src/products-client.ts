@@ -15,6 +15,7 @@ import {
 import type { Logger } from 'pino';
 import { Pool } from 'undici';
 import type { ProductsClientConfig } from './config.js';
+import { createProductBatcher, type FetchedProducts } from './products-client.batcher.js';
 
 /**
  * The product as the Products service returned it, rebuilt from its checked members only: it is
@@ -52,6 +53,11 @@ export const MAX_PRODUCT_RESPONSE_BYTES = 64 * 1024;
 /** The most products one `filter[id]` request asks for: an order's or a reservation's lines. */
 const MAX_PRODUCTS_PER_REQUEST = 100;
 const TOO_LARGE = 'UND_ERR_RES_EXCEEDED_MAX_SIZE';
+/**
+ * A shared product request in flight for longer than this no longer holds back the next one: a
+ * cached read answers within a millisecond or two, so a request this old is slow or retrying.
+ */
+const BATCH_STALL_MS = 20;
 
 /** The body as text, or a RefusedProductError as soon as it outgrows `limit` bytes (the rest is not read). */
 async function readAtMost(body: AsyncIterable<Buffer> & { destroy(): unknown }, limit: number) {
@@ -129,10 +135,18 @@ export interface ProductsClient {
    */
   getProduct(id: number, requestId: string, deadline?: Deadline): Promise<ProductResource | undefined>;
   /**
-   * Several products (at most 100) in one request (`filter[id]`), by id; an id the Products service
-   * does not know is absent from the answer. The deadline bounds it as it does `getProduct`.
+   * Several products (at most 100) in one request (`filter[id]`), by id, begun after this call and
+   * possibly shared as `getProductBatched`'s are; an id the Products service does not know is absent
+   * from the answer, and one product refused fails them all (503). The deadline bounds it as it
+   * does `getProduct`.
    */
   getProducts(ids: number[], requestId: string, deadline?: Deadline): Promise<Map<number, ProductResource>>;
+  /**
+   * The product as `getProduct` answers it, from a request that started after this call and may ask
+   * for the products of other callers too (`filter[id]`): a purchase's price, never read before the
+   * purchase arrived. A product Inventory refuses fails its own callers only (503).
+   */
+  getProductBatched(id: number, requestId: string, deadline?: Deadline): Promise<ProductResource | undefined>;
   /**
    * Whether the Products service answers its health check (reported, never fatal); fails at once
    * while the circuit is open.
@@ -155,7 +169,11 @@ const STATE_NAMES = {
  * retries with decorrelated-jitter backoff for failures that can pass, and a circuit breaker that
  * answers at once while the service is down, letting one probe through after a pause.
  */
-export function createProductsClient(config: ProductsClientConfig, log: Logger): ProductsClient {
+export function createProductsClient(
+  config: ProductsClientConfig,
+  log: Logger,
+  { batchStallMs = BATCH_STALL_MS }: { batchStallMs?: number } = {},
+): ProductsClient {
   const origin = new URL(config.url);
   const basePath = origin.pathname.replace(/\/$/, '');
   const pool = new Pool(origin.origin, {
@@ -243,7 +261,12 @@ export function createProductsClient(config: ProductsClientConfig, log: Logger):
     return data === undefined ? undefined : productFrom(data, new Set([id]));
   }
 
-  async function requestProducts(ids: number[], requestId: string, signal: EventEmitter) {
+  /**
+   * Several products in one request, each judged on its own: a product refused (an invalid price,
+   * say) is that product's error in the map, not the request's. An entry that cannot be told apart
+   * (no id, or one not asked for) makes the whole answer suspect.
+   */
+  async function requestEach(ids: number[], requestId: string, signal: EventEmitter) {
     const data = await requestData(
       `/api/products?filter[id]=${ids.join(',')}&page[size]=${ids.length}`,
       ids.length,
@@ -252,7 +275,25 @@ export function createProductsClient(config: ProductsClientConfig, log: Logger):
     );
     if (!Array.isArray(data)) throw new RefusedProductError('no collection of products in the document');
     const wanted = new Set(ids);
-    return new Map(data.map((value) => productFrom(value, wanted)).map((p) => [Number(p.id), p]));
+    const found: FetchedProducts<ProductResource> = new Map();
+    for (const value of data) {
+      const raw = (value as { id?: unknown } | null)?.id;
+      const id = Number(raw);
+      if (typeof raw !== 'string' || raw !== String(id) || !wanted.has(id)) {
+        throw new RefusedProductError(`another product's id than those asked for: ${String(raw)}`);
+      }
+      if (found.has(id)) {
+        found.set(id, new RefusedProductError('the same product twice in the answer'));
+        continue;
+      }
+      try {
+        found.set(id, productFrom(value, wanted));
+      } catch (err) {
+        if (!(err instanceof RefusedProductError)) throw err;
+        found.set(id, err);
+      }
+    }
+    return found;
   }
 
   /** A call through the policy; any failure to get an answer is a 503 for the client. */
@@ -273,11 +314,40 @@ export function createProductsClient(config: ProductsClientConfig, log: Logger):
     }
   }
 
+  /** One request for the products of `ids`: a single read for one, `filter[id]` for several. */
+  async function fetchBatch(ids: number[], requestId: string, deadline: Deadline | undefined) {
+    if (ids.length === 1) {
+      const id = ids[0]!;
+      const product = await call((signal) => requestProduct(id, requestId, signal), deadline, {
+        productId: id,
+      });
+      return new Map(product ? [[id, product]] : []);
+    }
+    const found = await call((signal) => requestEach(ids, requestId, signal), deadline, { productIds: ids });
+    for (const [productId, product] of found) {
+      if (!(product instanceof Error)) continue;
+      log.warn({ productId, reason: product.message }, 'refused the product Products answered');
+      found.set(productId, serviceUnavailable(UNAVAILABLE, product));
+    }
+    return found;
+  }
+
+  const batcher = createProductBatcher(fetchBatch, {
+    maxBatch: MAX_PRODUCTS_PER_REQUEST,
+    stallMs: batchStallMs,
+    maxInFlight: Math.max(1, config.connections),
+  });
+
   return {
+    getProductBatched: batcher.get,
     getProduct: (id, requestId, deadline) =>
       call((signal) => requestProduct(id, requestId, signal), deadline, { productId: id }),
-    getProducts: (ids, requestId, deadline) =>
-      call((signal) => requestProducts(ids, requestId, signal), deadline, { productIds: ids }),
+    async getProducts(ids, requestId, deadline) {
+      // Through the batcher too: an order's products share a request with those of the purchases
+      // and orders that arrive with it, and fail together when any of them is refused.
+      const found = await batcher.getAll(ids, requestId, deadline);
+      return new Map(found.flatMap((product, index) => (product ? [[ids[index]!, product]] : [])));
+    },
     async ping() {
       // Through the breaker: an open circuit answers at once, without a call to a service known down.
       await breaker.execute(async () => {

@@ -422,6 +422,11 @@ export interface FakeProducts {
   prices: Map<number, number>;
   /** Documents served as they are (`ok`, 200) for these ids, before `prices` is looked at. */
   documents: Map<number, unknown>;
+  /**
+   * While set, product answers (`ok`) are made when a request arrives, as a database read would
+   * be, and sent only once it settles: a request in flight that a test can hold open.
+   */
+  hold?: Promise<void>;
   requests: SeenRequest[];
   connections: () => number;
   close: () => Promise<void>;
@@ -505,23 +510,29 @@ export async function startFakeProducts(initial: FakeBehaviour = 'ok'): Promise<
       answer(res, 200, { status: 'ok' });
       return;
     }
+    const held = fake.hold;
+    const reply = (status: number, body: unknown) =>
+      held ? void held.then(() => answer(res, status, body)) : answer(res, status, body);
     const list = /\/api\/products\?filter\[id\]=([\d,]+)/.exec(decodeURIComponent(req.url ?? ''))?.[1];
     if (list !== undefined) {
       const found = list.split(',').flatMap((raw) => {
+        const document = fake.documents.get(Number(raw)) as { data?: unknown } | undefined;
+        if (document !== undefined) return [document.data];
         const precio = fake.prices.get(Number(raw));
         return precio === undefined ? [] : [fakeProduct(Number(raw), precio)];
       });
-      answer(res, 200, { data: found, links: { self: req.url } });
+      reply(200, { data: found, links: { self: req.url } });
       return;
     }
     const id = Number(/\/api\/products\/(\d+)$/.exec(req.url ?? '')?.[1]);
-    if (fake.documents.has(id)) {
-      answer(res, 200, fake.documents.get(id));
+    const document = fake.documents.get(id);
+    if (document !== undefined) {
+      reply(200, document);
       return;
     }
     const precio = fake.prices.get(id);
-    if (precio === undefined) answer(res, 404, errorBody(404));
-    else answer(res, 200, { data: fakeProduct(id, precio), links: { self: `/api/products/${id}` } });
+    if (precio === undefined) reply(404, errorBody(404));
+    else reply(200, { data: fakeProduct(id, precio), links: { self: `/api/products/${id}` } });
   });
   server.on('connection', (socket) => {
     connections++;

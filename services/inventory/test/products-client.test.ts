@@ -3,6 +3,7 @@
  * the breaker moves between closed, open and half-open (and tells its listeners), and that an open
  * circuit fails fast without a request.
  */
+import { Deadline } from '@catalogo/kit/deadline';
 import { AppError } from '@catalogo/kit/errors';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -27,7 +28,11 @@ afterEach(async () => {
   while (cleanup.length > 0) await cleanup.pop()!();
 });
 
-async function setup(behaviour: FakeBehaviour, config: Partial<ProductsClientConfig> = {}) {
+async function setup(
+  behaviour: FakeBehaviour,
+  config: Partial<ProductsClientConfig> = {},
+  tuning: { batchStallMs?: number } = {},
+) {
   const server = await startFakeProducts(behaviour);
   const client = createProductsClient(
     {
@@ -41,6 +46,7 @@ async function setup(behaviour: FakeBehaviour, config: Partial<ProductsClientCon
       ...config,
     },
     log,
+    tuning,
   );
   cleanup.push(server.close, client.close);
   return { server, client };
@@ -290,5 +296,175 @@ describe('with a fake server whose requests we inspect', () => {
       'x-request-id': 'the-request',
       accept: 'application/vnd.api+json',
     });
+  });
+});
+
+describe('getProductBatched: the products of purchases that arrive together, in one request', () => {
+  /** Holds the fake's answers open until `release()`: a request in flight, priced when it arrived. */
+  function holdAnswers(server: FakeProducts) {
+    let release!: () => void;
+    server.hold = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    return () => {
+      server.hold = undefined;
+      release();
+    };
+  }
+
+  // A request held open is not slow: the purchases that arrive meanwhile wait for it, however long.
+  const holding = () => setup('ok', {}, { batchStallMs: 60_000 });
+
+  const arrived = (server: FakeProducts, count: number) =>
+    expect.poll(() => server.requests.length, { timeout: 10_000 }).toBe(count);
+
+  it('alone, it is a single read, as getProduct makes', async () => {
+    const { server, client } = await setup('ok');
+    server.prices.set(5, 0.1);
+    expect(await client.getProductBatched(5, 'r')).toEqual(fakeProduct(5, 0.1));
+    expect(await client.getProductBatched(6, 'r')).toBeUndefined();
+    expect(server.requests.map((r) => r.url)).toEqual(['/api/products/5', '/api/products/6']);
+  });
+
+  it('a price changed just before a purchase arrives is the price it gets, never one read before', async () => {
+    const { server, client } = await holding();
+    server.prices.set(1, 10);
+    const release = holdAnswers(server);
+    const first = client.getProductBatched(1, 'r1');
+    // The first request has read its price (10) and is in flight when the price changes.
+    await arrived(server, 1);
+    server.prices.set(1, 20);
+    const second = client.getProductBatched(1, 'r2');
+    release();
+    expect((await first)?.attributes.precio).toBe(10);
+    expect((await second)?.attributes.precio).toBe(20);
+    expect(server.requests).toHaveLength(2);
+  });
+
+  it('those that arrive while a request is in flight share the next one (filter[id], each id once)', async () => {
+    const { server, client } = await holding();
+    for (const id of [1, 2, 3]) server.prices.set(id, id);
+    const release = holdAnswers(server);
+    const first = client.getProductBatched(1, 'r1');
+    await arrived(server, 1);
+    const together = [2, 3, 2, 9].map((id) => client.getProductBatched(id, `r-${id}`));
+    release();
+    await first;
+    const products = await Promise.all(together);
+    expect(products.map((p) => p?.attributes.precio)).toEqual([2, 3, 2, undefined]);
+    expect(server.requests).toHaveLength(2);
+    expect(decodeURIComponent(server.requests[1]!.url)).toBe('/api/products?filter[id]=2,3,9&page[size]=3');
+    expect(server.requests[1]!.headers['x-request-id']).toBe('r-2');
+  });
+
+  it('an order’s products go in one request, shared with the purchases and orders that arrive with it', async () => {
+    const { server, client } = await holding();
+    for (const id of [1, 2, 3, 4, 5]) server.prices.set(id, id);
+    expect([...(await client.getProducts([3, 1, 9], 'order')).keys()]).toEqual([3, 1]);
+    expect(decodeURIComponent(server.requests[0]!.url)).toBe('/api/products?filter[id]=3,1,9&page[size]=3');
+    const release = holdAnswers(server);
+    const first = client.getProductBatched(1, 'r1');
+    await arrived(server, 2);
+    const order = client.getProducts([2, 3], 'order');
+    const purchase = client.getProductBatched(4, 'r2');
+    const other = client.getProducts([4, 5], 'other');
+    release();
+    await first;
+    expect([...(await order).keys()]).toEqual([2, 3]);
+    expect((await purchase)?.attributes.precio).toBe(4);
+    expect([...(await other).keys()]).toEqual([4, 5]);
+    expect(server.requests).toHaveLength(3);
+    expect(decodeURIComponent(server.requests[2]!.url)).toBe('/api/products?filter[id]=2,3,4,5&page[size]=4');
+  });
+
+  it('a purchase whose deadline passed while it waited is answered 503 and its product not asked for', async () => {
+    const { server, client } = await holding();
+    for (const id of [1, 2, 3]) server.prices.set(id, id);
+    const release = holdAnswers(server);
+    const first = client.getProductBatched(1, 'r1');
+    await arrived(server, 1);
+    const late = client.getProductBatched(2, 'r2', new Deadline(50)).catch((err: unknown) => err);
+    expect(await late).toMatchObject({ code: 'deadline_exceeded' });
+    const next = client.getProductBatched(3, 'r3');
+    release();
+    await first;
+    expect((await next)?.attributes.precio).toBe(3);
+    expect(server.requests.map((r) => r.url)).toEqual(['/api/products/1', '/api/products/3']);
+  });
+
+  it('a product Inventory refuses fails its own purchases only (503); the others are answered', async () => {
+    const { server, client } = await holding();
+    server.prices.set(2, 2);
+    server.documents.set(3, {
+      data: { ...fakeProduct(3, 1), attributes: { ...fakeProduct(3, 1).attributes, precio: 1.005 } },
+    });
+    const release = holdAnswers(server);
+    const first = client.getProductBatched(2, 'r1');
+    await arrived(server, 1);
+    const [good, refused, missing] = [2, 3, 4].map((id) => client.getProductBatched(id, 'r'));
+    release();
+    await first;
+    expect((await good!)?.attributes.precio).toBe(2);
+    const error = await refused!.catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(AppError);
+    expect((error as AppError).status).toBe(503);
+    expect(await missing!).toBeUndefined();
+    expect(server.requests).toHaveLength(2);
+  });
+
+  it('an answer with a product not asked for is refused whole: 503 for each purchase of the request', async () => {
+    const { server, client } = await holding();
+    server.prices.set(2, 2);
+    server.documents.set(3, { data: fakeProduct(30, 1) });
+    const release = holdAnswers(server);
+    const first = client.getProductBatched(2, 'r1');
+    await arrived(server, 1);
+    const together = [2, 3].map((id) => client.getProductBatched(id, 'r').catch((err: unknown) => err));
+    release();
+    await first;
+    for (const error of await Promise.all(together)) expect((error as AppError).status).toBe(503);
+  });
+
+  it('Products down: 503 for every purchase of the request, after the same retries as a single read', async () => {
+    const { server, client } = await setup(503);
+    const errors = await Promise.all(
+      [1, 2, 3].map((id) => client.getProductBatched(id, 'r').catch((err: unknown) => err)),
+    );
+    for (const error of errors) {
+      expect(error).toBeInstanceOf(AppError);
+      expect((error as AppError).message).toBe(UNAVAILABLE);
+    }
+    // The first alone (3 attempts), the other two together (3 attempts).
+    expect(server.requests).toHaveLength(6);
+  });
+
+  it('an open circuit fails them at once, without a request', async () => {
+    const { server, client } = await setup(503, { breakerThreshold: 2, breakerHalfOpenMs: 60_000 });
+    await unavailable(client);
+    expect(client.breakerState()).toBe('open');
+    const calls = server.requests.length;
+    server.behaviour = 'hang';
+    const errors = await Promise.all(
+      [1, 2, 3].map((id) => client.getProductBatched(id, 'r').catch((err: unknown) => err)),
+    );
+    for (const error of errors) expect((error as AppError).status).toBe(503);
+    expect(server.requests).toHaveLength(calls);
+  });
+
+  it('each purchase is answered by its own deadline when Products hangs, the request by the latest', async () => {
+    const { client } = await setup('hang', { timeoutMs: 5_000 });
+    const started = performance.now();
+    const settled = await Promise.all(
+      [200, 600].map((ms) =>
+        client.getProductBatched(1, 'r', new Deadline(ms)).then(
+          () => undefined,
+          (err: unknown) => ({ err, after: performance.now() - started }),
+        ),
+      ),
+    );
+    for (const outcome of settled) expect(outcome).toMatchObject({ err: { code: 'deadline_exceeded' } });
+    // Generous bounds for a busy machine: each well before the 5 s timeout, the first before the second.
+    expect(settled[0]!.after).toBeLessThan(settled[1]!.after);
+    expect(settled[1]!.after).toBeLessThan(3_000);
   });
 });

@@ -252,6 +252,78 @@ describe('the product cache', () => {
   });
 });
 
+describe('products by id (filter[id])', () => {
+  async function readByIds(app: ProductsApp, ids: string[], query = '') {
+    const res = await send(app, 'GET', `/api/products?filter[id]=${ids.join(',')}${query}`);
+    expect(res.statusCode, res.body).toBe(200);
+    return res.json() as {
+      data: { id: string; attributes: { precio: number } }[];
+      meta: { total: number };
+    };
+  }
+
+  it('are answered from the product cache, product by product, with the documents of single reads', async () => {
+    const products = await Promise.all([1, 2, 3].map((precio) => createProduct(ctx.app(), { precio })));
+    const ids = products.map((p) => p.id);
+    const singles = await Promise.all(
+      ids.map(async (id) => (await send(ctx.app(), 'GET', `/api/products/${id}`)).json().data),
+    );
+    const [hits, misses] = [await metric(ctx.app(), HITS), await metric(ctx.app(), MISSES)];
+    const [pageHits, pageMisses] = [await metric(ctx.app(), PAGE_HITS), await metric(ctx.app(), PAGE_MISSES)];
+    const page = await readByIds(ctx.app(), [ids[2]!, ids[0]!, ids[1]!, '2147483647']);
+    // In id order, whatever order they were asked for (created at once, their ids may be in any order).
+    expect(page.data).toEqual([...singles].sort((a, b) => Number(a.id) - Number(b.id)));
+    expect(page.meta.total).toBe(3);
+    // Each product found counts as a hit; the unknown id is a miss, looked for in the database.
+    expect(await metric(ctx.app(), HITS)).toBe(hits + 3);
+    expect(await metric(ctx.app(), MISSES)).toBe(misses + 1);
+    expect(await metric(ctx.app(), PAGE_HITS)).toBe(pageHits);
+    expect(await metric(ctx.app(), PAGE_MISSES)).toBe(pageMisses);
+  });
+
+  it('keep the order and window they ask for', async () => {
+    const products = await Promise.all([4, 5, 6].map((precio) => createProduct(ctx.app(), { precio })));
+    const ids = products.map((p) => p.id);
+    const idsOf = (page: { data: { id: string }[] }) => page.data.map((p) => p.id);
+    const ascending = [...ids].sort((a, b) => Number(a) - Number(b));
+    expect(idsOf(await readByIds(ctx.app(), ids, '&sort=-id'))).toEqual([...ascending].reverse());
+    const second = await readByIds(ctx.app(), ids, '&page[size]=2&page[number]=2');
+    expect(idsOf(second)).toEqual([ascending[2]]);
+    expect(second.meta.total).toBe(3);
+    // Another order than by id is the whole page's, from the database: the same products.
+    expect(idsOf(await readByIds(ctx.app(), ids, '&sort=-precio'))).toEqual([...ids].reverse());
+  });
+
+  it('see a change at once on the instance that made it, and on another once notified', async () => {
+    const product = await createProduct(ctx.app(), { precio: 7 });
+    const precioOf = async (app: ProductsApp) =>
+      (await readByIds(app, [product.id])).data[0]?.attributes.precio;
+    expect(await precioOf(ctx.app())).toBe(7);
+    expect(await precioOf(other)).toBe(7);
+    for (let precio = 8; precio <= 12; precio++) {
+      await send(ctx.app(), 'PATCH', `/api/products/${product.id}`, {
+        body: updateBody(product.id, { precio }),
+      });
+      expect(await precioOf(ctx.app())).toBe(precio);
+      expect(
+        await eventually(
+          () => precioOf(other),
+          (p) => p === precio,
+        ),
+      ).toBe(precio);
+    }
+    await ctx.db().pool.query('UPDATE productos SET precio = 13 WHERE id = $1', [product.id]);
+    expect(
+      await eventually(
+        () => precioOf(other),
+        (p) => p === 13,
+      ),
+    ).toBe(13);
+    await send(ctx.app(), 'DELETE', `/api/products/${product.id}`);
+    expect((await readByIds(ctx.app(), [product.id])).meta.total).toBe(0);
+  });
+});
+
 describe('the page cache', () => {
   it('answers a repeated page from memory, with the same document as the database', async () => {
     const nombre = uniqueName();
@@ -428,6 +500,33 @@ describe('the cache on its own', () => {
       release();
       await reading;
       expect((await cache.read(id, async () => ({ ...row('2.00'), id })))?.precio).toBe('2.00');
+    }));
+
+  it('keeps none of several products loaded together while one of them changed, and serves the kept', () =>
+    withCache(async (cache) => {
+      const rowOf = (id: number, precio: string) => ({ ...row(precio), id });
+      const loads: number[][] = [];
+      const load = (precio: string) => async (missing: number[]) => {
+        loads.push(missing);
+        return missing.map((id) => rowOf(id, precio));
+      };
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const reading = cache.readMany([1, 2], (missing) => held.then(() => load('1.00')(missing)));
+      cache.forget(2);
+      release();
+      expect((await reading).map((r) => r.precio)).toEqual(['1.00', '1.00']);
+      // Neither was kept: both are loaded again, then both kept and served with a third loaded alone.
+      expect((await cache.readMany([2, 1], load('2.00'))).map((r) => r.id)).toEqual([2, 1]);
+      const mixed = await cache.readMany([3, 1, 2], load('3.00'));
+      expect(mixed.map((r) => [r.id, r.precio])).toEqual([
+        [1, '2.00'],
+        [2, '2.00'],
+        [3, '3.00'],
+      ]);
+      expect(loads.slice(1)).toEqual([[2, 1], [3]]);
     }));
 
   it('keeps no page loaded while a product changed or was added, here or by notification', () =>

@@ -81,7 +81,8 @@ async function pricePurchase(
   { productoId, cantidad, requestId, deadline }: PurchaseRequest,
 ): Promise<{ product: ProductResource; priced: NewPurchase }> {
   deadline.check();
-  const product = await deps.products.getProduct(productoId, requestId, deadline);
+  // Batched with the purchases that arrive meanwhile, never priced from a read begun before this one.
+  const product = await deps.products.getProductBatched(productoId, requestId, deadline);
   if (!product) throw notFound(PRODUCT_NOT_FOUND);
   const { unitario, total } = purchaseTotal(product.attributes.precio, cantidad);
   deadline.check();

@@ -31,6 +31,11 @@ export interface ProductCache {
   /** The product from the cache, or from `load` (and then kept, unless it changed meanwhile). */
   read(id: number, load: () => Promise<ProductRow | undefined>): Promise<ProductRow | undefined>;
   /**
+   * The products of `ids` that exist, in no particular order: those in the cache from it, the others
+   * from one `load` of the missing ids (and then kept, each by the same rule as `read`).
+   */
+  readMany(ids: number[], load: (missing: number[]) => Promise<ProductRow[]>): Promise<ProductRow[]>;
+  /**
    * A page of the collection (`key` names its filters, order and window) from the cache, or from
    * `load` (and then kept, unless any product changed meanwhile).
    */
@@ -62,6 +67,15 @@ interface Shelf<K, V> {
    * on the shelf was forgotten meanwhile. An undefined value (not found) is never kept.
    */
   read(key: K, load: () => Promise<V>): Promise<V>;
+  /**
+   * The values of `keys` found: from memory, and the rest from one `load` of the missing keys, kept by
+   * the rule of `read`. `keyOf` names the key of a loaded value.
+   */
+  readMany(
+    keys: K[],
+    load: (missing: K[]) => Promise<NonNullable<V>[]>,
+    keyOf: (value: NonNullable<V>) => K,
+  ): Promise<NonNullable<V>[]>;
   forget(key: K): void;
   clear(): void;
 }
@@ -103,6 +117,26 @@ function shelf<K extends {}, V>(options: {
       if (entries !== undefined && value !== undefined && keep() && generation === started)
         entries.set(key, value as NonNullable<V>);
       return value;
+    },
+    async readMany(keys, load, keyOf) {
+      const found: NonNullable<V>[] = [];
+      const missing: K[] = [];
+      for (const key of keys) {
+        const cached = entries?.get(key);
+        if (cached === undefined) missing.push(key);
+        else found.push(cached);
+      }
+      if (found.length > 0) hits.inc(found.length);
+      if (missing.length === 0) return found;
+      misses.inc(missing.length);
+      const started = generation;
+      const loaded = await load(missing);
+      const keeping = keep() && generation === started ? entries : undefined;
+      for (const value of loaded) {
+        keeping?.set(keyOf(value), value);
+        found.push(value);
+      }
+      return found;
     },
     forget(key) {
       generation++;
@@ -146,6 +180,7 @@ export function createProductCache(options: ProductCacheOptions): ProductCache {
   if (options.size === 0)
     return {
       read: (_id, load) => load(),
+      readMany: (ids, load) => load(ids),
       readPage: (_key, load) => load(),
       forget: () => {},
       forgetPages: () => {},
@@ -286,6 +321,7 @@ export function createProductCache(options: ProductCacheOptions): ProductCache {
 
   return {
     read: products.read,
+    readMany: (ids, load) => products.readMany(ids, load, (row) => row.id),
     readPage: pages.read,
     forget,
     forgetPages,

@@ -51,6 +51,19 @@ export async function findProduct(db: Queryable, id: number): Promise<ProductRow
   return rows[0];
 }
 
+/**
+ * The products of `ids` that exist, in no particular order: the misses of a `filter[id]` read (an
+ * order's or a batch of purchases' products), a named statement like `findProduct`.
+ */
+export async function findProducts(db: Queryable, ids: number[]): Promise<ProductRow[]> {
+  const { rows } = await db.query<ProductRow>({
+    name: 'products.find-many',
+    text: `SELECT ${COLUMNS} FROM productos WHERE id = ANY($1::int[])`,
+    values: [ids],
+  });
+  return rows;
+}
+
 /** The product, its row locked for the rest of the transaction (a conditional update's check). */
 export async function lockProduct(db: Queryable, id: number): Promise<ProductRow | undefined> {
   const { rows } = await db.query<ProductRow>(`SELECT ${COLUMNS} FROM productos WHERE id = $1 FOR UPDATE`, [

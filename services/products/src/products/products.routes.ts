@@ -101,6 +101,18 @@ function parseSort(raw: string | undefined): repo.ListCriteria['sort'] {
 }
 
 export function productsRoutes(pool: pg.Pool, cache: ProductCache) {
+  /** The window of the products of `ids` that exist, in id order, and how many exist. */
+  async function pageOfIds(
+    ids: number[],
+    descending: boolean,
+    limit: number,
+    offset: number,
+  ): Promise<repo.ProductPage> {
+    const found = await cache.readMany(ids, (missing) => repo.findProducts(pool, missing));
+    found.sort((a, b) => (descending ? b.id - a.id : a.id - b.id));
+    return { rows: found.slice(offset, offset + limit), total: found.length };
+  }
+
   return async (app: App) => {
     app.post(
       '/products',
@@ -179,10 +191,15 @@ export function productsRoutes(pool: pg.Pool, cache: ProductCache) {
           limit: size,
           offset: (number - 1) * size,
         };
-        // The parsed criteria, not the query string, name the page: `?sort=id` and `?` share one.
-        const { rows, total } = await cache.readPage(JSON.stringify(criteria), () =>
-          repo.listProducts(pool, criteria),
-        );
+        const [first] = sort;
+        // Products by id in id order (an order's or a batch of purchases' products): each from the
+        // product cache, as a single read is, so a page is no dearer than its products and no staler.
+        // Any other page is a whole (the parsed criteria, not the query string, name it: `?sort=id`
+        // and `?` share one), forgotten at any change.
+        const { rows, total } =
+          ids !== undefined && criteria.nombre === undefined && first?.field === 'id'
+            ? await pageOfIds(ids, first.descending, size, criteria.offset)
+            : await cache.readPage(JSON.stringify(criteria), () => repo.listProducts(pool, criteria));
         const last = Math.max(1, Math.ceil(total / size));
         const page = (n: number) =>
           linkTo(BASE, {
