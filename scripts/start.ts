@@ -1,14 +1,14 @@
 /**
  * `npm start`: the whole system on one machine. An embedded PostgreSQL holding `products_db` and
  * `inventory_db` (none when PRODUCTS_DATABASE_URL and INVENTORY_DATABASE_URL are both given), then
- * the Products and Inventory services as child processes. Ctrl-C or SIGTERM stops the services,
+ * the Products and Inventory services as child processes, then the gateway in front of them. Ctrl-C or SIGTERM stops the services,
  * then PostgreSQL, and leaves no process behind; a service that dies on its own stops everything.
  *
  * The services listen on 127.0.0.1 unless asked otherwise (`--host 0.0.0.0` or HOST): the system
  * runs with a published development key. Logs are JSON lines, readable lines in a terminal (`--json`
  * keeps JSON there too).
  *
- * Environment: PRODUCTS_PORT (3001), INVENTORY_PORT (3002), HOST, API_KEYS, PRODUCTS_API_KEY,
+ * Environment: GATEWAY_PORT (3000), PRODUCTS_PORT (3001), INVENTORY_PORT (3002), HOST, CONSOLE_DIR, API_KEYS, PRODUCTS_API_KEY,
  * NATS_URL, LOG_LEVEL, PRODUCTS_DATABASE_URL + INVENTORY_DATABASE_URL, CATALOGO_DATA_DIR (`.data`).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -196,6 +196,17 @@ function startService(name: string, entry: string, url: string, env: Record<stri
   return service;
 }
 
+/** The one entry point: the console at `/`, and `/api` forwarded to the two services. */
+function startGateway(host: string, port: number, [products, inventory]: RunningService[]): RunningService {
+  return startService('gateway', 'services/gateway/src/server.ts', localUrl(host, port), {
+    HOST: host,
+    PORT: String(port),
+    PRODUCTS_URL: products!.url,
+    INVENTORY_URL: inventory!.url,
+    CONSOLE_DIR: process.env.CONSOLE_DIR?.trim() || join(ROOT, 'console/dist'),
+  });
+}
+
 async function waitHealthy({ name, url }: RunningService): Promise<void> {
   const deadline = Date.now() + HEALTH_TIMEOUT_MS;
   while (Date.now() < deadline) {
@@ -237,11 +248,18 @@ async function shutdown(code: number): Promise<void> {
   process.exit(code);
 }
 
-function printBanner(services: RunningService[], apiKey: string, userKey: boolean, startedAt: number): void {
+function printBanner(
+  services: RunningService[],
+  gateway: RunningService | undefined,
+  apiKey: string,
+  userKey: boolean,
+  startedAt: number,
+): void {
   const key = userKey ? '<one of API_KEYS>' : apiKey;
-  const products = services[0]!.url;
+  const products = gateway?.url ?? services[0]!.url;
   const lines = [
     `ready in ${((Date.now() - startedAt) / 1000).toFixed(1)} s`,
+    ...(gateway ? [`  Console and API: ${gateway.url}/`] : []),
     ...services.map((s) => `  ${s.name.padEnd(10)} ${s.url}   docs: ${s.url}/docs`),
     `  API key    ${userKey ? 'the first of API_KEYS' : `${apiKey} (development key)`}, header X-API-Key`,
     '  try:',
@@ -256,9 +274,13 @@ function printBanner(services: RunningService[], apiKey: string, userKey: boolea
 async function main(): Promise<void> {
   const startedAt = Date.now();
 
-  const ports = { products: readPort('PRODUCTS_PORT', 3001), inventory: readPort('INVENTORY_PORT', 3002) };
-  if (ports.products === ports.inventory)
-    throw new StartError('PRODUCTS_PORT and INVENTORY_PORT must differ');
+  const ports = {
+    products: readPort('PRODUCTS_PORT', 3001),
+    inventory: readPort('INVENTORY_PORT', 3002),
+    gateway: readPort('GATEWAY_PORT', 3000),
+  };
+  if (new Set(Object.values(ports)).size < 3)
+    throw new StartError('GATEWAY_PORT, PRODUCTS_PORT and INVENTORY_PORT must differ');
   // The services' own default is every interface (what a container needs); on a workstation, with
   // the published development key, only this machine unless the user says otherwise.
   const host = args.host?.trim() || process.env.HOST?.trim() || '127.0.0.1';
@@ -267,6 +289,7 @@ async function main(): Promise<void> {
   if (!withInventory) say(`${inventoryEntry} does not exist yet: starting Products only`);
   await ensurePortFree(ports.products, 'PRODUCTS_PORT');
   if (withInventory) await ensurePortFree(ports.inventory, 'INVENTORY_PORT');
+  if (withInventory) await ensurePortFree(ports.gateway, 'GATEWAY_PORT');
 
   const userKeys = process.env.API_KEYS?.trim();
   const apiKeys = userKeys || DEV_API_KEY;
@@ -298,7 +321,10 @@ async function main(): Promise<void> {
     );
   }
   await Promise.all(started.map(waitHealthy));
-  if (!state.stopping) printBanner(started, firstKey, Boolean(userKeys), startedAt);
+  // The gateway last: its /health answers 200 only once both services do.
+  const gateway = withInventory && !state.stopping ? startGateway(host, ports.gateway, started) : undefined;
+  if (gateway) await waitHealthy(gateway);
+  if (!state.stopping) printBanner(started, gateway, firstKey, Boolean(userKeys), startedAt);
 }
 
 function describe(err: unknown): string {

@@ -83,7 +83,13 @@ const CLIENT_ABORTED = new AppError(400, 'client_aborted', {
   detail: 'La conexión se cerró antes de recibir el cuerpo completo de la petición',
 });
 
-function answerFrameworkError(error: FastifyError, requestId: string, reply: FastifyReply): void {
+/** A client's `x-request-id` when it is a sensible one (it ends up in every log line), else a fresh one. */
+export function requestIdOf(req: RawRequestDefaultExpression): string {
+  const incoming = req.headers['x-request-id'];
+  return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+}
+
+export function answerFrameworkError(error: FastifyError, requestId: string, reply: FastifyReply): void {
   const appError = toAppError(error);
   // A Buffer body keeps the media type bare (no onSend hook runs here to strip Fastify's charset).
   reply.header('x-request-id', requestId).code(appError.status).type(MEDIA_TYPE);
@@ -103,10 +109,7 @@ export async function createKitApp(options: KitAppOptions): Promise<{ app: App; 
     // One log line per request is written in onResponse; Fastify's two default lines would double it.
     logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: false,
-    genReqId: (req) => {
-      const incoming = req.headers['x-request-id'];
-      return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    },
+    genReqId: requestIdOf,
     // Long path segments reach our validator (400) instead of Fastify's 414.
     routerOptions: { maxParamLength: 8192 },
     // URLs the router cannot decode never reach the hooks or the error handler; answer them in JSON:API too.
