@@ -15,6 +15,7 @@ import Fastify, {
 import type { Logger } from 'pino';
 import type { GatewayConfig } from './config.js';
 import { registerConsole } from './console/console.static.js';
+import { operationalRoutes } from './proxy/proxy.operational.js';
 import { proxyRoutes, ROUTES } from './proxy/proxy.routes.js';
 
 /** A service's /health reported again for this long: hits on the gateway's /health cost it nothing. */
@@ -131,6 +132,7 @@ export async function buildApp(config: GatewayConfig, logger: Logger): Promise<F
       );
     }
   }
+  await app.register(operationalRoutes(urls));
   // Any other path under /api is no route of the API: a JSON:API 404 (never the console's page).
   app.all('/api', async (request) => {
     throw notFound(request);
