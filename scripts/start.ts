@@ -23,6 +23,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { DEV_API_KEY } from '../packages/kit/src/config.js';
+import { ensureConsoleBuilt } from './console-build.js';
 import {
   type EmbeddedCluster,
   freePort,
@@ -297,6 +298,9 @@ async function main(): Promise<void> {
   if (!userKeys && host !== '127.0.0.1' && host !== 'localhost' && host !== '::1') {
     log.warn(`listening on ${host} with the published development key: set API_KEYS`);
   }
+  // Built while PostgreSQL and the services start; awaited before the gateway, which serves it.
+  const consoleBuilt = withInventory ? ensureConsoleBuilt(ROOT, say) : Promise.resolve(false);
+  consoleBuilt.catch(() => undefined);
   const databases = await openDatabases();
   // A signal may have arrived while PostgreSQL was starting: shutdown() is then already under way.
   if (state.stopping) return;
@@ -322,6 +326,7 @@ async function main(): Promise<void> {
   }
   await Promise.all(started.map(waitHealthy));
   // The gateway last: its /health answers 200 only once both services do.
+  await consoleBuilt;
   const gateway = withInventory && !state.stopping ? startGateway(host, ports.gateway, started) : undefined;
   if (gateway) await waitHealthy(gateway);
   if (!state.stopping) printBanner(started, gateway, firstKey, Boolean(userKeys), startedAt);
