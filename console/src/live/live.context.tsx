@@ -82,6 +82,8 @@ export function LiveProvider(props: { apiKey: string; children: ReactNode }) {
         if (!message.data) return;
         try {
           const envelope = JSON.parse(message.data) as Omit<LiveEvent, 'seq'>;
+          // The stream's own notices (not events of the outbox) carry no envelope.
+          if (!envelope.id || !envelope.data) return;
           const event = { ...envelope, type: envelope.type ?? message.event, seq: message.id };
           setEvents((previous) =>
             previous.some((e) => e.id === event.id) ? previous : [event, ...previous].slice(0, KEEP),
