@@ -1,5 +1,5 @@
 import { MutationCache, QueryCache, QueryClient, QueryClientProvider } from '@tanstack/react-query';
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import { ApiError } from '../api/api.client';
 import { SessionProvider, useStoredKey } from '../api/api.session';
 import { HistoryScreen } from '../history/history.screen';
@@ -52,6 +52,11 @@ export function App() {
       },
     });
   });
+
+  // Nothing read with one key is shown to the next.
+  useEffect(() => {
+    if (!key) client.clear();
+  }, [key, client]);
 
   if (!key) return <SignIn onSignIn={signIn} reason={reason} />;
   return (
