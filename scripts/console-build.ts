@@ -34,6 +34,11 @@ export async function consoleIsStale(consoleDir: string): Promise<boolean> {
  */
 export async function ensureConsoleBuilt(root: string, log: (line: string) => void): Promise<boolean> {
   const consoleDir = join(root, 'console');
+  // A tree without the console's sources (an image of the services alone) serves the API only.
+  if (!(await stat(join(consoleDir, 'package.json')).catch(() => undefined))) {
+    log('no console sources in console/: the gateway serves the API only');
+    return false;
+  }
   if (!(await consoleIsStale(consoleDir))) return false;
   const startedAt = Date.now();
   log('building the console (console/dist is missing or older than its sources)');

@@ -233,10 +233,19 @@ async function privateClone(): Promise<{ home: string; clone: string }> {
   await mkdir(home, { mode: 0o700 });
   const clone = join(home, 'mi catálogo');
   await mkdir(clone);
-  for (const entry of ['package.json', 'tsconfig.json', 'scripts', 'packages', 'services', 'test']) {
+  for (const entry of [
+    'package.json',
+    'tsconfig.json',
+    'scripts',
+    'packages',
+    'services',
+    'console',
+    'test',
+  ]) {
     await cp(join(ROOT, entry), join(clone, entry), {
       recursive: true,
-      filter: (source) => !source.includes('node_modules'),
+      // Without the console's build, as a clone comes: the runner builds it.
+      filter: (source) => !source.includes('node_modules') && !source.endsWith(join('console', 'dist')),
     });
   }
   await run('cp', ['-al', join(ROOT, 'node_modules'), join(clone, 'node_modules')]).catch(() =>
@@ -271,6 +280,9 @@ it('from a clone in a private folder with spaces, the test setup and the runner 
   const runner = startRunner({ cwd: clone, env: cloneEnv });
   const { postmaster } = await waitReady(runner);
   expect((await fetch(`http://127.0.0.1:${productsPort}/health`)).status, runner.output()).toBe(200);
+  const page = await fetch(`http://127.0.0.1:${gatewayPort}/`);
+  expect(await page.text(), runner.output()).toContain('<div id="root"></div>');
+  expect(runner.output()).toContain('console built in');
   runner.child.kill('SIGTERM');
   expect(await exitCodeWithin(runner, STOPS_WITHIN_MS), runner.output()).toBe(0);
   expect(await waitDead(postmaster, 10_000)).toBe(true);
