@@ -22,6 +22,11 @@ const HEALTH_MAX_AGE_MS = 1_000;
 
 const isApi = (url: string) => url === '/api' || url.startsWith('/api/') || url.startsWith('/api?');
 
+function isConsolePage(url: string): boolean {
+  const path = url.split('?', 1)[0]!;
+  return !isApi(path) && !path.slice(path.lastIndexOf('/') + 1).includes('.');
+}
+
 function upstreamHealth(url: string): HealthCheck {
   return {
     critical: true,
@@ -141,8 +146,9 @@ export async function buildApp(config: GatewayConfig, logger: Logger): Promise<F
 
   const consoleFallback = await registerConsole(app, config.consoleDir);
   app.setNotFoundHandler(async (request, reply: FastifyReply) => {
-    // A page of the console reloaded or opened from a link: the console's router shows it.
-    if ((request.method === 'GET' || request.method === 'HEAD') && !isApi(request.url)) {
+    // A page of the console reloaded or opened from a link: the console's router shows it. A
+    // missing file (a name with an extension) stays a 404: a script answered with HTML breaks the page.
+    if ((request.method === 'GET' || request.method === 'HEAD') && isConsolePage(request.url)) {
       return consoleFallback(reply);
     }
     throw notFound(request);
