@@ -178,7 +178,9 @@ export async function createKitApp(options: KitAppOptions): Promise<{ app: App; 
 
   app.addHook('onSend', (request, reply, payload, done) => {
     if (isApiRequest(request) && reply.statusCode !== 204) reply.header('content-type', MEDIA_TYPE);
-    done(null, payload);
+    // A 304 carries no body: its serialised `null` would otherwise be announced as Content-Length 4,
+    // which strict HTTP clients (undici, the gateway's) refuse as a body that never came.
+    done(null, reply.statusCode === 304 ? null : payload);
   });
 
   app.addHook('onResponse', (request, reply, done) => {

@@ -1,4 +1,4 @@
-import { answerFrameworkError, requestIdOf, toAppError } from '@catalogo/kit/app';
+import { answerFrameworkError, BODY_LIMIT, requestIdOf, toAppError } from '@catalogo/kit/app';
 import { AppError, errorDocument } from '@catalogo/kit/errors';
 import { type HealthCheck, registerHealth } from '@catalogo/kit/health';
 import { MEDIA_TYPE } from '@catalogo/kit/jsonapi';
@@ -6,6 +6,7 @@ import { capConnections, serverTimeouts } from '@catalogo/kit/limits';
 import { redactUrl } from '@catalogo/kit/logger';
 import { cachedMetricsText, createHttpMetrics } from '@catalogo/kit/metrics';
 import Fastify, {
+  errorCodes,
   type FastifyBaseLogger,
   type FastifyInstance,
   type FastifyReply,
@@ -22,6 +23,11 @@ import { proxyRoutes, ROUTES } from './proxy/proxy.routes.js';
 const HEALTH_MAX_AGE_MS = 1_000;
 
 const isApi = (url: string) => url === '/api' || url.startsWith('/api/') || url.startsWith('/api?');
+
+function isConsolePage(url: string): boolean {
+  const path = url.split('?', 1)[0]!;
+  return !isApi(path) && !path.slice(path.lastIndexOf('/') + 1).includes('.');
+}
 
 function upstreamHealth(url: string): HealthCheck {
   return {
@@ -61,10 +67,15 @@ export async function buildApp(config: GatewayConfig, logger: Logger): Promise<F
   const metrics = createHttpMetrics('gateway');
   capConnections(app.server, config.http, metrics.refusedConnections);
 
-  // Bodies are streamed to the service untouched: no parsing, no size check here. The services
-  // refuse a body over 1 MiB with their own 413, which reaches the client as it is.
+  // Bodies are streamed to the service untouched, never parsed. One announced over the services'
+  // limit is refused here with their 413: a service answers it before reading the body and closes
+  // the connection, which would reach the client as a broken upstream (502) instead.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+  app.addContentTypeParser('*', (request, payload, done) => {
+    if (Number(request.headers['content-length']) > BODY_LIMIT)
+      return done(new errorCodes.FST_ERR_CTP_BODY_TOO_LARGE(), undefined);
+    done(null, payload);
+  });
 
   app.addHook('onRequest', (request, reply, done) => {
     // The service's answer carries the same id (it is forwarded); the gateway's own answers need it too.
@@ -143,8 +154,9 @@ export async function buildApp(config: GatewayConfig, logger: Logger): Promise<F
 
   const consoleFallback = await registerConsole(app, config.consoleDir);
   app.setNotFoundHandler(async (request, reply: FastifyReply) => {
-    // A page of the console reloaded or opened from a link: the console's router shows it.
-    if ((request.method === 'GET' || request.method === 'HEAD') && !isApi(request.url)) {
+    // A page of the console reloaded or opened from a link: the console's router shows it. A
+    // missing file (a name with an extension) stays a 404: a script answered with HTML breaks the page.
+    if ((request.method === 'GET' || request.method === 'HEAD') && isConsolePage(request.url)) {
       return consoleFallback(reply);
     }
     throw notFound(request);
