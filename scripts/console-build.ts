@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** What the build depends on, besides the installed packages. */
@@ -31,6 +31,10 @@ export async function consoleIsStale(consoleDir: string): Promise<boolean> {
 /**
  * Builds the console when it is stale; resolves to whether it built. The build's own output is
  * shown only when it fails (the runner's log stays one line per step).
+ *
+ * Two runners may start at once from one checkout (a developer's and a test's): each builds into a
+ * folder of its own, and the finished build replaces `dist` only while `dist` is still stale, so
+ * a gateway never serves a half-written build and the later of two builds changes nothing.
  */
 export async function ensureConsoleBuilt(root: string, log: (line: string) => void): Promise<boolean> {
   const consoleDir = join(root, 'console');
@@ -42,18 +46,30 @@ export async function ensureConsoleBuilt(root: string, log: (line: string) => vo
   if (!(await consoleIsStale(consoleDir))) return false;
   const startedAt = Date.now();
   log('building the console (console/dist is missing or older than its sources)');
-  const child = spawn('npm', ['run', 'build', '--silent', '-w', '@catalogo/console'], {
-    cwd: root,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const outDir = join(consoleDir, `.dist-${process.pid}`);
+  const child = spawn(
+    'npm',
+    ['run', 'build', '--silent', '-w', '@catalogo/console', '--', '--outDir', outDir],
+    { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let output = '';
   child.stdout.on('data', (chunk) => (output += chunk));
   child.stderr.on('data', (chunk) => (output += chunk));
   const [code] = (await once(child, 'close')) as [number | null];
-  if (code !== 0)
-    throw new Error('the console could not be built (npm run build -w @catalogo/console)', {
-      cause: output.trim(),
-    });
+  try {
+    if (code !== 0)
+      throw new Error('the console could not be built (npm run build -w @catalogo/console)', {
+        cause: output.trim(),
+      });
+    if (await consoleIsStale(consoleDir)) {
+      const dist = join(consoleDir, 'dist');
+      await rm(dist, { recursive: true, force: true });
+      // Another runner's build may land in between: then that one is served and this one dropped.
+      await rename(outDir, dist).catch(() => undefined);
+    }
+  } finally {
+    await rm(outDir, { recursive: true, force: true });
+  }
   log(`console built in ${((Date.now() - startedAt) / 1000).toFixed(1)} s`);
   return true;
 }

@@ -6,7 +6,7 @@ import { useApi } from '../api/api.session';
 import type { Product, Purchase } from '../api/api.types';
 import { describeError, fieldErrors } from '../api/api.words';
 import { ProductPicker } from '../common/common.product-picker';
-import { useIdempotencyKey } from './sell.idempotency';
+import { IN_FLIGHT_RETRY, useIdempotencyKey } from './sell.idempotency';
 
 export function BuyOne() {
   const api = useApi();
@@ -15,6 +15,7 @@ export function BuyOne() {
   const [product, setProduct] = useState<Product | null>(null);
   const [cantidad, setCantidad] = useState<number | string>(1);
   const buy = useMutation({
+    ...IN_FLIGHT_RETRY,
     mutationFn: () =>
       api.post<Purchase>(
         '/api/purchases',
@@ -41,7 +42,9 @@ export function BuyOne() {
   function submit(event: FormEvent) {
     event.preventDefault();
     // A click while the first send is under way is the same intent: it is not sent again.
-    if (!buy.isPending) buy.mutate();
+    if (idempotency.sending.current) return;
+    idempotency.sending.current = true;
+    buy.mutate(undefined, { onSettled: () => (idempotency.sending.current = false) });
   }
 
   return (

@@ -19,7 +19,7 @@ import { useApi } from '../api/api.session';
 import type { Order, Product, Reservation } from '../api/api.types';
 import { describeError, fieldErrors } from '../api/api.words';
 import { ProductPicker } from '../common/common.product-picker';
-import { useIdempotencyKey } from './sell.idempotency';
+import { IN_FLIGHT_RETRY, useIdempotencyKey } from './sell.idempotency';
 
 interface CartLine {
   product: Product;
@@ -42,6 +42,7 @@ export function Cart() {
 
   const lineas = lines.map((line) => ({ producto_id: Number(line.product.id), cantidad: line.cantidad }));
   const checkout = useMutation({
+    ...IN_FLIGHT_RETRY,
     mutationFn: (kind: Outcome['kind']): Promise<Page<Order | Reservation>> => {
       const headers = { 'Idempotency-Key': keys[kind].current() };
       return kind === 'order'
@@ -88,6 +89,13 @@ export function Cart() {
     setCantidad(1);
     edited();
   }
+
+  const send = (kind: Outcome['kind']) => {
+    // One send per intent at a time, whichever button: a double click sends once.
+    if (keys.order.sending.current) return;
+    keys.order.sending.current = true;
+    checkout.mutate(kind, { onSettled: () => (keys.order.sending.current = false) });
+  };
 
   const estimate = lines.reduce((sum, line) => sum + lineTotal(line.product.precio, line.cantidad), 0);
 
@@ -203,7 +211,7 @@ export function Cart() {
           <Button
             disabled={lines.length === 0}
             loading={checkout.isPending && checkout.variables === 'order'}
-            onClick={() => !checkout.isPending && checkout.mutate('order')}
+            onClick={() => send('order')}
           >
             Realizar pedido
           </Button>
@@ -211,7 +219,7 @@ export function Cart() {
             variant="light"
             disabled={lines.length === 0}
             loading={checkout.isPending && checkout.variables === 'reservation'}
-            onClick={() => !checkout.isPending && checkout.mutate('reservation')}
+            onClick={() => send('reservation')}
           >
             Reservar
           </Button>
