@@ -1,13 +1,15 @@
 /**
  * `npm start`: the whole system on one machine. An embedded PostgreSQL holding `products_db` and
  * `inventory_db` (none when PRODUCTS_DATABASE_URL and INVENTORY_DATABASE_URL are both given), then
- * the Products and Inventory services as child processes. Ctrl-C or SIGTERM stops the services,
+ * the Products and Inventory services as child processes, then the gateway in front of them. Ctrl-C or SIGTERM stops the services,
  * then PostgreSQL, and leaves no process behind; a service that dies on its own stops everything.
  *
  * The services listen on 127.0.0.1 unless asked otherwise (`--host 0.0.0.0` or HOST): the system
  * runs with a published development key. Logs are JSON lines, readable lines in a terminal (`--json`
  * keeps JSON there too). `--instances N` runs N instances of each service on its port (a node:cluster
- * primary per service, see packages/kit/src/cluster.ts). `--help` lists the options and variables.
+ * primary per service, see packages/kit/src/cluster.ts). The gateway on GATEWAY_PORT (3000) is the
+ * one entry point: the console at `/`, `/api` forwarded to the services. `--help` lists the options
+ * and variables.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -23,6 +25,7 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { DEV_API_KEY, MAX_INSTANCES } from '../packages/kit/src/config.js';
 import { SHUTDOWN_DELAY_MS } from '../packages/kit/src/server.js';
+import { ensureConsoleBuilt } from './console-build.js';
 import {
   type EmbeddedCluster,
   freePort,
@@ -61,8 +64,9 @@ for (const signal of SIGNALS) process.on(signal, () => void shutdown(0));
 
 const USAGE = `usage: npm start [-- [--host <address>] [--instances <n>] [--json] [--help]]
 
-Starts PostgreSQL (embedded, unless both database URLs are given), the Products service and the
-Inventory service, and stops them all on Ctrl-C or SIGTERM.
+Starts PostgreSQL (embedded, unless both database URLs are given), the Products service, the
+Inventory service and the gateway (the console at /, the API under /api), and stops them all on
+Ctrl-C or SIGTERM.
 
 Options:
   --host <address>   address the services listen on (default 127.0.0.1; HOST)
@@ -71,7 +75,8 @@ Options:
   --help             this text
 
 Environment:
-  PRODUCTS_PORT, INVENTORY_PORT    ports (3001, 3002)
+  GATEWAY_PORT, PRODUCTS_PORT, INVENTORY_PORT
+                                   ports (3000, 3001, 3002)
   HOST                             as --host
   API_KEYS                         accepted keys, comma-separated (default: the development key)
   PRODUCTS_API_KEY                 key Inventory calls Products with (default: the first of API_KEYS)
@@ -79,6 +84,7 @@ Environment:
                                    use these databases (both or neither) instead of the embedded one
   INVENTORY_DATABASE_READ_URL      optional standby for Inventory's lag-tolerant reads
   CATALOGO_DATA_DIR                where the embedded PostgreSQL keeps its data (.data)
+  CONSOLE_DIR                      the built console the gateway serves (console/dist, built when stale)
   NATS_URL, LOG_LEVEL, NODE_ENV    passed to the services, as is every variable of their configuration
 `;
 
@@ -243,6 +249,17 @@ function startService(name: string, entry: string, url: string, env: Record<stri
   return service;
 }
 
+/** The one entry point: the console at `/`, and `/api` forwarded to the two services. */
+function startGateway(host: string, port: number, [products, inventory]: RunningService[]): RunningService {
+  return startService('gateway', 'services/gateway/src/server.ts', localUrl(host, port), {
+    HOST: host,
+    PORT: String(port),
+    PRODUCTS_URL: products!.url,
+    INVENTORY_URL: inventory!.url,
+    CONSOLE_DIR: process.env.CONSOLE_DIR?.trim() || join(ROOT, 'console/dist'),
+  });
+}
+
 /** One GET on a connection of its own, so that a balancer may hand it to any instance. */
 function probe(url: string): Promise<{ status: number; instance: string | undefined }> {
   return new Promise((resolve, reject) => {
@@ -308,12 +325,19 @@ async function shutdown(code: number): Promise<void> {
   process.exit(code);
 }
 
-function printBanner(services: RunningService[], apiKey: string, userKey: boolean, startedAt: number): void {
+function printBanner(
+  services: RunningService[],
+  gateway: RunningService | undefined,
+  apiKey: string,
+  userKey: boolean,
+  startedAt: number,
+): void {
   const key = userKey ? '<one of API_KEYS>' : apiKey;
-  const products = services[0]!.url;
+  const products = gateway?.url ?? services[0]!.url;
   const lines = [
     `ready in ${((Date.now() - startedAt) / 1000).toFixed(1)} s` +
       (args.instances > 1 ? `, ${args.instances} instances of each service` : ''),
+    ...(gateway ? [`  Console and API: ${gateway.url}/`] : []),
     ...services.map((s) => `  ${s.name.padEnd(10)} ${s.url}   docs: ${s.url}/docs`),
     `  API key    ${userKey ? 'the first of API_KEYS' : `${apiKey} (development key)`}, header X-API-Key`,
     '  try:',
@@ -328,9 +352,13 @@ function printBanner(services: RunningService[], apiKey: string, userKey: boolea
 async function main(): Promise<void> {
   const startedAt = Date.now();
 
-  const ports = { products: readPort('PRODUCTS_PORT', 3001), inventory: readPort('INVENTORY_PORT', 3002) };
-  if (ports.products === ports.inventory)
-    throw new StartError('PRODUCTS_PORT and INVENTORY_PORT must differ');
+  const ports = {
+    products: readPort('PRODUCTS_PORT', 3001),
+    inventory: readPort('INVENTORY_PORT', 3002),
+    gateway: readPort('GATEWAY_PORT', 3000),
+  };
+  if (new Set(Object.values(ports)).size < 3)
+    throw new StartError('GATEWAY_PORT, PRODUCTS_PORT and INVENTORY_PORT must differ');
   // The services' own default is every interface (what a container needs); on a workstation, with
   // the published development key, only this machine unless the user says otherwise.
   const host = args.host?.trim() || process.env.HOST?.trim() || '127.0.0.1';
@@ -339,6 +367,7 @@ async function main(): Promise<void> {
   if (!withInventory) say(`${inventoryEntry} does not exist yet: starting Products only`);
   await ensurePortFree(ports.products, 'PRODUCTS_PORT');
   if (withInventory) await ensurePortFree(ports.inventory, 'INVENTORY_PORT');
+  if (withInventory) await ensurePortFree(ports.gateway, 'GATEWAY_PORT');
 
   const userKeys = process.env.API_KEYS?.trim();
   const apiKeys = userKeys || DEV_API_KEY;
@@ -346,6 +375,9 @@ async function main(): Promise<void> {
   if (!userKeys && host !== '127.0.0.1' && host !== 'localhost' && host !== '::1') {
     log.warn(`listening on ${host} with the published development key: set API_KEYS`);
   }
+  // Built while PostgreSQL and the services start; awaited before the gateway, which serves it.
+  const consoleBuilt = withInventory ? ensureConsoleBuilt(ROOT, say) : Promise.resolve(false);
+  consoleBuilt.catch(() => undefined);
   const databases = await openDatabases();
   // A signal may have arrived while PostgreSQL was starting: shutdown() is then already under way.
   if (state.stopping) return;
@@ -380,7 +412,11 @@ async function main(): Promise<void> {
     );
   }
   await Promise.all(started.map((service) => waitHealthy(service, args.instances)));
-  if (!state.stopping) printBanner(started, firstKey, Boolean(userKeys), startedAt);
+  // The gateway last: its /health answers 200 only once both services do.
+  await consoleBuilt;
+  const gateway = withInventory && !state.stopping ? startGateway(host, ports.gateway, started) : undefined;
+  if (gateway) await waitHealthy(gateway, 1);
+  if (!state.stopping) printBanner(started, gateway, firstKey, Boolean(userKeys), startedAt);
 }
 
 function describe(err: unknown): string {

@@ -118,6 +118,7 @@ const portFree = (port: number) =>
 
 let productsPort: number;
 let inventoryPort: number;
+let gatewayPort: number;
 
 beforeAll(async () => {
   dataRoot = await mkdtemp(join(tmpdir(), 'catalogo-runner-'));
@@ -125,7 +126,13 @@ beforeAll(async () => {
   await chmod(dataRoot, 0o755);
   productsPort = await freePort();
   inventoryPort = await freePort();
-  env = { ...process.env, PRODUCTS_PORT: String(productsPort), INVENTORY_PORT: String(inventoryPort) };
+  gatewayPort = await freePort();
+  env = {
+    ...process.env,
+    PRODUCTS_PORT: String(productsPort),
+    INVENTORY_PORT: String(inventoryPort),
+    GATEWAY_PORT: String(gatewayPort),
+  };
   env.CATALOGO_DATA_DIR = dataRoot;
   env.LOG_LEVEL = 'warn';
   // The runner's own defaults, not whatever the machine running the tests has set.
@@ -135,6 +142,7 @@ beforeAll(async () => {
     'PRODUCTS_DATABASE_URL',
     'INVENTORY_DATABASE_URL',
     'NATS_URL',
+    'CONSOLE_DIR',
   ]) {
     delete env[name];
   }
@@ -153,10 +161,17 @@ afterAll(async () => {
 
 it('serves, stops cleanly on SIGTERM, and recovers after being killed', { timeout: 240_000 }, async () => {
   const products = `http://127.0.0.1:${productsPort}`;
+  const gateway = `http://127.0.0.1:${gatewayPort}`;
 
   const first = startRunner();
   const { postmaster } = await waitReady(first);
   expect((await fetch(`${products}/health`)).status, first.output()).toBe(200);
+  // The console's address comes first: it is the one entry point, for people and programs alike.
+  const banner = logLines(first)
+    .find((line) => line.msg.startsWith('ready in'))!
+    .msg.split('\n');
+  expect(banner[1]).toBe(`  Console and API: ${gateway}/`);
+  expect((await fetch(`${gateway}/health`)).status).toBe(200);
   // Only this machine: the services listen on 127.0.0.1, not on the machine's other addresses.
   const external = Object.values(networkInterfaces())
     .flat()
@@ -164,7 +179,7 @@ it('serves, stops cleanly on SIGTERM, and recovers after being killed', { timeou
   if (external) {
     await expect(fetch(`http://${external}:${productsPort}/health`)).rejects.toThrow();
   }
-  const created = await fetch(`${products}/api/products`, {
+  const created = await fetch(`${gateway}/api/products`, {
     method: 'POST',
     headers: { 'X-API-Key': 'dev-api-key', 'Content-Type': 'application/vnd.api+json' },
     body: JSON.stringify({ data: { type: 'products', attributes: { nombre: 'Café', precio: 12.5 } } }),
@@ -177,6 +192,7 @@ it('serves, stops cleanly on SIGTERM, and recovers after being killed', { timeou
   expect(await waitDead(postmaster, 10_000)).toBe(true);
   expect(await portFree(productsPort)).toBe(true);
   expect(await portFree(inventoryPort)).toBe(true);
+  expect(await portFree(gatewayPort)).toBe(true);
 
   // Killed outright: PostgreSQL is left running and the services are still stopping when the
   // next run starts.
@@ -204,6 +220,7 @@ const run = promisify(execFile);
 const freshPorts = async () => ({
   PRODUCTS_PORT: String(await freePort()),
   INVENTORY_PORT: String(await freePort()),
+  GATEWAY_PORT: String(await freePort()),
 });
 
 /**
@@ -216,10 +233,19 @@ async function privateClone(): Promise<{ home: string; clone: string }> {
   await mkdir(home, { mode: 0o700 });
   const clone = join(home, 'mi catálogo');
   await mkdir(clone);
-  for (const entry of ['package.json', 'tsconfig.json', 'scripts', 'packages', 'services', 'test']) {
+  for (const entry of [
+    'package.json',
+    'tsconfig.json',
+    'scripts',
+    'packages',
+    'services',
+    'console',
+    'test',
+  ]) {
     await cp(join(ROOT, entry), join(clone, entry), {
       recursive: true,
-      filter: (source) => !source.includes('node_modules'),
+      // Without the console's build, as a clone comes: the runner builds it.
+      filter: (source) => !source.includes('node_modules') && !source.endsWith(join('console', 'dist')),
     });
   }
   await run('cp', ['-al', join(ROOT, 'node_modules'), join(clone, 'node_modules')]).catch(() =>
@@ -254,6 +280,9 @@ it('from a clone in a private folder with spaces, the test setup and the runner 
   const runner = startRunner({ cwd: clone, env: cloneEnv });
   const { postmaster } = await waitReady(runner);
   expect((await fetch(`http://127.0.0.1:${productsPort}/health`)).status, runner.output()).toBe(200);
+  const page = await fetch(`http://127.0.0.1:${gatewayPort}/`);
+  expect(await page.text(), runner.output()).toContain('<div id="root"></div>');
+  expect(runner.output()).toContain('console built in');
   runner.child.kill('SIGTERM');
   expect(await exitCodeWithin(runner, STOPS_WITHIN_MS), runner.output()).toBe(0);
   expect(await waitDead(postmaster, 10_000)).toBe(true);

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const WORKSPACES = ['packages/kit', 'services/products', 'services/inventory'];
+const WORKSPACES = ['packages/kit', 'services/products', 'services/inventory', 'services/gateway'];
 const BUILTINS = new Set(builtinModules);
 
 /** `import … from 'x'`, `import 'x'`, `export … from 'x'` and `import('x')`, type-only imports included. */

@@ -84,7 +84,13 @@ const CLIENT_ABORTED = new AppError(400, 'client_aborted', {
   detail: 'La conexión se cerró antes de recibir el cuerpo completo de la petición',
 });
 
-function answerFrameworkError(error: FastifyError, requestId: string, reply: FastifyReply): void {
+/** A client's `x-request-id` when it is a sensible one (it ends up in every log line), else a fresh one. */
+export function requestIdOf(req: RawRequestDefaultExpression): string {
+  const incoming = req.headers['x-request-id'];
+  return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+}
+
+export function answerFrameworkError(error: FastifyError, requestId: string, reply: FastifyReply): void {
   const appError = toAppError(error);
   // A Buffer body keeps the media type bare (no onSend hook runs here to strip Fastify's charset).
   reply
@@ -108,10 +114,7 @@ export async function createKitApp(options: KitAppOptions): Promise<{ app: App; 
     // One log line per request is written in onResponse; Fastify's two default lines would double it.
     logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: false,
-    genReqId: (req) => {
-      const incoming = req.headers['x-request-id'];
-      return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    },
+    genReqId: requestIdOf,
     // Long path segments reach our validator (400) instead of Fastify's 414.
     routerOptions: { maxParamLength: 8192 },
     // URLs the router cannot decode never reach the hooks or the error handler; answer them in JSON:API too.
@@ -182,7 +185,9 @@ export async function createKitApp(options: KitAppOptions): Promise<{ app: App; 
 
   app.addHook('onSend', (request, reply, payload, done) => {
     if (isApiRequest(request) && reply.statusCode !== 204) reply.header('content-type', MEDIA_TYPE);
-    done(null, payload);
+    // A 304 carries no body: its serialised `null` would otherwise be announced as Content-Length 4,
+    // which strict HTTP clients (undici, the gateway's) refuse as a body that never came.
+    done(null, reply.statusCode === 304 ? null : payload);
   });
 
   app.addHook('onResponse', (request, reply, done) => {

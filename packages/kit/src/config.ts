@@ -139,9 +139,7 @@ export function readBaseConfig(reader: EnvReader, defaultPort: number): BaseConf
   keys.forEach((key, index) => {
     reader.checkProductionKey('API_KEYS', key, keys.length > 1 ? ` (clave nº ${index + 1})` : '');
   });
-  const logLevel = reader.string('LOG_LEVEL', 'info');
-  if (!LOG_LEVELS.includes(logLevel))
-    reader.problems.push(`LOG_LEVEL debe ser uno de ${LOG_LEVELS.join(', ')}`);
+  const logLevel = readLogLevel(reader);
   return {
     nodeEnv: reader.string('NODE_ENV', 'development'),
     port: reader.int('PORT', defaultPort, 0, 65535),
@@ -162,7 +160,14 @@ export function readBaseConfig(reader: EnvReader, defaultPort: number): BaseConf
   };
 }
 
-function readHttpLimits(reader: EnvReader): HttpLimits {
+export function readLogLevel(reader: EnvReader): string {
+  const logLevel = reader.string('LOG_LEVEL', 'info');
+  if (!LOG_LEVELS.includes(logLevel))
+    reader.problems.push(`LOG_LEVEL debe ser uno de ${LOG_LEVELS.join(', ')}`);
+  return logLevel;
+}
+
+export function readHttpLimits(reader: EnvReader): HttpLimits {
   const limits = {
     requestTimeoutMs: reader.int('HTTP_REQUEST_TIMEOUT_MS', 10_000, 100, 600_000),
     headersTimeoutMs: reader.int('HTTP_HEADERS_TIMEOUT_MS', 5_000, 100, 600_000),

@@ -4,6 +4,8 @@ import { registerPoolMetrics } from '@catalogo/kit/pool-metrics';
 import type { Logger } from 'pino';
 import { Counter, Gauge } from 'prom-client';
 import type { InventoryConfig } from './config.js';
+import { createEventHub } from './events/events.hub.js';
+import { eventsRoutes } from './events/events.routes.js';
 import { startHousekeeping } from './housekeeping.js';
 import { inventoryRoutes } from './inventory/inventory.routes.js';
 import { InventoryResource, MovementResource, READ_ONLY } from './inventory/inventory.schemas.js';
@@ -143,6 +145,35 @@ export async function buildApp(config: InventoryConfig, logger: Logger): Promise
     registers: [metrics.registry],
   });
 
+  const eventsLog = logger.child({ component: 'events' });
+  // The live streams read on connections of their own: a burst of reconnecting clients catching up
+  // never takes a connection a purchase needs, and waits for one at most the pool's timeout.
+  const eventsPool = createPool(
+    {
+      connectionString: config.databaseUrl,
+      max: 2,
+      applicationName: 'inventory-events',
+      ...config.database,
+    },
+    eventsLog,
+  );
+  const hub = createEventHub({
+    pool: eventsPool,
+    databaseUrl: config.databaseUrl,
+    log: eventsLog,
+    pollMs: config.events.pollMs,
+  });
+  await app.register(
+    eventsRoutes({
+      hub,
+      pool: eventsPool,
+      config: config.events,
+      registry: metrics.registry,
+      log: eventsLog,
+    }),
+    { prefix: '/api' },
+  );
+
   const relayLog = logger.child({ component: 'outbox-relay' });
   // The relay has connections of its own (its lock's session, and reads beside it): under load it
   // never queues behind requests for one, nor takes one from them; the backlog gauge uses them too.
@@ -175,6 +206,8 @@ export async function buildApp(config: InventoryConfig, logger: Logger): Promise
   app.addHook('onClose', async () => {
     // In-flight requests have finished by now; the relay completes its batch before the pool closes.
     await sweeper.stop();
+    await hub.close();
+    await eventsPool.end();
     await relay.stop();
     await relayPool.end();
     await housekeeping.stop();

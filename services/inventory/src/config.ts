@@ -43,6 +43,17 @@ export interface ReservationsConfig {
   sweepMs: number;
 }
 
+export interface EventsConfig {
+  /** Event streams (GET /api/events) an instance holds at once; beyond, 503. */
+  maxStreams: number;
+  /** A comment line is sent on every stream this often (at most 15 s). */
+  heartbeatMs: number;
+  /** Bytes a stream may hold unsent; a client that falls further behind is dropped (and resumes). */
+  bufferBytes: number;
+  /** How often the event reader looks for delivered events besides the relay's notifications. */
+  pollMs: number;
+}
+
 export interface InventoryConfig extends BaseConfig {
   /** A standby for the collections, which tolerate its lag (DATABASE_READ_URL); unset: the primary. */
   databaseReadUrl: string | undefined;
@@ -56,6 +67,7 @@ export interface InventoryConfig extends BaseConfig {
   outbox: OutboxConfig;
   idempotency: IdempotencyConfig;
   reservations: ReservationsConfig;
+  events: EventsConfig;
 }
 
 const SUBJECT_TOKEN = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
@@ -107,6 +119,13 @@ export function loadConfig(env: Record<string, string | undefined>): InventoryCo
     reservations: {
       // At most 4 s, so that a reservation's units are back within 5 s of its expira_at.
       sweepMs: reader.int('RESERVATION_SWEEP_MS', 1_000, 50, 4_000),
+    },
+    events: {
+      maxStreams: reader.int('EVENTS_MAX_STREAMS', 100, 1, 100_000),
+      heartbeatMs: reader.int('EVENTS_HEARTBEAT_MS', 15_000, 10, 15_000),
+      bufferBytes: reader.int('EVENTS_BUFFER_BYTES', 1_048_576, 65_536, 268_435_456),
+      // At most 1 s: a lost notification must not delay an event past the promised second for long.
+      pollMs: reader.int('EVENTS_POLL_MS', 500, 10, 1_000),
     },
   };
   reader.done();

@@ -85,9 +85,30 @@ export async function pendingBatch(
   return rows;
 }
 
-/** Marks a whole batch delivered with one statement. */
+/** The channel on which a mark announces the last `delivered_seq` it gave (GET /api/events listens). */
+export const DELIVERED_CHANNEL = 'outbox_delivered';
+
+/**
+ * Marks a whole batch delivered with one statement, numbering its events (`delivered_seq`) in `seq`
+ * order, and announces the mark on DELIVERED_CHANNEL (sent when the statement commits, so a listener
+ * that reads on the notification sees the rows). The numbers are taken from the sorted subquery
+ * row by row; only the relay holding the lock marks, one mark after the other, so the numbers grow
+ * in the order the marks commit. A row already marked keeps its number: it is never streamed twice.
+ */
 export async function markPublished(db: Queryable, ids: string[]): Promise<void> {
-  await db.query('UPDATE outbox SET published_at = now() WHERE id = ANY($1::uuid[])', [ids]);
+  await db.query(
+    `WITH numbered AS MATERIALIZED (
+       SELECT id, nextval('outbox_delivered_seq') AS delivered_seq
+       FROM (SELECT id FROM outbox WHERE id = ANY($1::uuid[]) AND delivered_seq IS NULL ORDER BY seq) batch
+     ), marked AS (
+       UPDATE outbox o SET published_at = now(), delivered_seq = n.delivered_seq
+       FROM numbered n WHERE o.id = n.id
+       RETURNING o.delivered_seq
+     )
+     SELECT pg_notify($2, last::text) FROM (SELECT max(delivered_seq) AS last FROM marked) m
+     WHERE last IS NOT NULL`,
+    [ids, DELIVERED_CHANNEL],
+  );
 }
 
 /** Deletes events delivered longer ago than the retention, in bounded batches. */
