@@ -158,6 +158,10 @@ export function eventsRoutes({ hub, pool, config, registry, log }: EventsDeps) {
           );
         }
         admitted += 1;
+        // From here the request is a stream's: the server's idle timeout no longer applies to its
+        // connection (the lookup below is bounded by the pool's own timeouts; the stream by its
+        // heartbeat and its bound on unsent bytes), and no request deadline is checked again.
+        request.raw.socket.setTimeout(0);
         let stream: EventStream | undefined;
         try {
           const bounds = await streamBounds(pool, lastEventId ?? 0);
@@ -172,9 +176,7 @@ export function eventsRoutes({ hub, pool, config, registry, log }: EventsDeps) {
               'invalid_parameter',
             );
           }
-          // The request is now the stream's: no deadline or idle timeout of the server applies to it.
           reply.hijack();
-          request.raw.socket.setTimeout(0);
           const current = new EventStream(reply.raw, {
             filter,
             source: hub.source,
