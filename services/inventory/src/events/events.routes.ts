@@ -177,6 +177,12 @@ export function eventsRoutes({ hub, pool, config, registry, log }: EventsDeps) {
             );
           }
           reply.hijack();
+          // The client left during the lookup: there is no stream to hold a place for.
+          if (request.raw.socket.destroyed) {
+            admitted -= 1;
+            ended.inc({ reason: 'client' });
+            return reply;
+          }
           const current = new EventStream(reply.raw, {
             filter,
             source: hub.source,
@@ -193,14 +199,10 @@ export function eventsRoutes({ hub, pool, config, registry, log }: EventsDeps) {
           stream = current;
           streams.add(current);
           current.begin(reply.getHeaders() as Record<string, string>);
-          // Events between the one the client has and the oldest retained were purged: say so, then
-          // go on from the oldest retained.
-          if (
-            lastEventId !== undefined &&
-            lastEventId > 0 &&
-            !bounds.present &&
-            lastEventId < bounds.oldest
-          ) {
+          // Events after the one the client has were purged (all of them, when none is retained):
+          // say so, then go on from the oldest retained.
+          const retainedFrom = bounds.oldest === 0 ? bounds.issued : bounds.oldest;
+          if (lastEventId !== undefined && lastEventId > 0 && !bounds.present && lastEventId < retainedFrom) {
             current.notice('gap', {
               last_event_id: String(lastEventId),
               oldest_event_id: String(bounds.oldest),
