@@ -4,6 +4,7 @@
  */
 import { connect } from 'node:net';
 import type { App } from '@catalogo/kit/app';
+import type { Queryable } from '@catalogo/kit/db';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { markPublished } from '../src/outbox/outbox.repository.js';
 import {
@@ -221,6 +222,40 @@ describe('GET /api/events — the stream', () => {
     expect([...ids].sort((x, y) => x - y)).toEqual(ids);
   });
 
+  it('sends an event whose transaction commits after one written later (seq order is not commit order)', async () => {
+    const PRODUCT = 2147483002;
+    const insert = (db: Queryable, n: number) =>
+      db.query(
+        `INSERT INTO outbox (type, producto_id, data)
+         VALUES ('inventory.updated', $1, jsonb_build_object('producto_id', $1::int, 'n', $2::int)) RETURNING seq::int`,
+        [PRODUCT, n],
+      );
+    const client = await openEvents(url, `?producto_id=${PRODUCT}`);
+    const early = await ctx.db().pool.connect();
+    try {
+      await early.query('BEGIN');
+      const { rows: first } = await insert(early, 1);
+      const { rows: second } = await insert(ctx.db().pool, 2);
+      expect(second[0].seq).toBeGreaterThan(first[0].seq);
+      // The later row is delivered and streamed while the earlier one is still uncommitted.
+      const [later] = await client.waitFor(1);
+      expect(envelopeOf(later!).data.n).toBe(2);
+      await early.query('COMMIT');
+    } finally {
+      early.release();
+    }
+    const [later, earlier] = await client.waitFor(2);
+    client.close();
+    expect(envelopeOf(earlier!).data.n).toBe(1);
+    expect(Number(earlier!.id)).toBeGreaterThan(Number(later!.id));
+    // A client resuming from before both gets both, in the order they were delivered.
+    const resumed = await openEvents(url, `?producto_id=${PRODUCT}`, {
+      'last-event-id': String(Number(later!.id) - 1),
+    });
+    expect((await resumed.waitFor(2)).map((m) => envelopeOf(m).data.n)).toEqual([2, 1]);
+    resumed.close();
+  });
+
   it('never sends the events of a change that was rolled back, nor of a refused request', async () => {
     const id = await ctx.createProduct(1);
     const client = await openEvents(url, `?producto_id=${id}`);
@@ -295,7 +330,7 @@ describe('GET /api/events — bounds', () => {
 
   it('keeps a quiet stream open past the HTTP idle and request timeouts', async () => {
     const other = await instance({
-      HTTP_IDLE_TIMEOUT_MS: '300',
+      HTTP_IDLE_TIMEOUT_MS: '100',
       // Long enough that a slow moment of this busy machine does not refuse the request itself.
       HTTP_REQUEST_TIMEOUT_MS: '1000',
       HTTP_HEADERS_TIMEOUT_MS: '1000',

@@ -158,6 +158,10 @@ export function eventsRoutes({ hub, pool, config, registry, log }: EventsDeps) {
           );
         }
         admitted += 1;
+        // From here the request is a stream's: the server's idle timeout no longer applies to its
+        // connection (the lookup below is bounded by the pool's own timeouts; the stream by its
+        // heartbeat and its bound on unsent bytes), and no request deadline is checked again.
+        request.raw.socket.setTimeout(0);
         let stream: EventStream | undefined;
         try {
           const bounds = await streamBounds(pool, lastEventId ?? 0);
@@ -172,9 +176,13 @@ export function eventsRoutes({ hub, pool, config, registry, log }: EventsDeps) {
               'invalid_parameter',
             );
           }
-          // The request is now the stream's: no deadline or idle timeout of the server applies to it.
           reply.hijack();
-          request.raw.socket.setTimeout(0);
+          // The client left during the lookup: there is no stream to hold a place for.
+          if (request.raw.socket.destroyed) {
+            admitted -= 1;
+            ended.inc({ reason: 'client' });
+            return reply;
+          }
           const current = new EventStream(reply.raw, {
             filter,
             source: hub.source,
@@ -191,14 +199,10 @@ export function eventsRoutes({ hub, pool, config, registry, log }: EventsDeps) {
           stream = current;
           streams.add(current);
           current.begin(reply.getHeaders() as Record<string, string>);
-          // Events between the one the client has and the oldest retained were purged: say so, then
-          // go on from the oldest retained.
-          if (
-            lastEventId !== undefined &&
-            lastEventId > 0 &&
-            !bounds.present &&
-            lastEventId < bounds.oldest
-          ) {
+          // Events after the one the client has were purged (all of them, when none is retained):
+          // say so, then go on from the oldest retained.
+          const retainedFrom = bounds.oldest === 0 ? bounds.issued : bounds.oldest;
+          if (lastEventId !== undefined && lastEventId > 0 && !bounds.present && lastEventId < retainedFrom) {
             current.notice('gap', {
               last_event_id: String(lastEventId),
               oldest_event_id: String(bounds.oldest),
