@@ -21,6 +21,8 @@ const PRODUCT_LIST_PATH = '/api/products?page[size]=20';
 export interface System {
   productsUrl: string;
   inventoryUrl: string | undefined;
+  /** `--via-gateway`: the targets go through it, the floors are the same load sent to the service. */
+  gatewayUrl: string | undefined;
   inventoryDb: string;
   seed: Seed;
   /** The bench's own connection to the inventory database, for the ledger check. */
@@ -92,18 +94,27 @@ async function productScenario(
     if (response.status !== 200) throw new Error(`GET ${path} answered ${response.status} while seeding`);
     responses[path] = await response.text();
   }
+  const load = (url: string): HttpLoad => ({
+    url,
+    connections: options.connections,
+    headers: { 'x-api-key': API_KEY, accept: MEDIA_TYPE },
+    method: 'GET',
+    next: () => ({ path: pick(paths) }),
+  });
+  if (system.gatewayUrl) {
+    const result = await compare(
+      options,
+      system.cpu,
+      http(load(system.gatewayUrl)),
+      http(load(system.productsUrl)),
+    );
+    return { name, ...result, problems: [] };
+  }
   const file = join(RESULTS_DIR, `${name}.floor.json`);
   await writeFile(file, JSON.stringify(responses));
   const floorServer = await startChild(`${name}-floor`, 'bench/floor.server.ts', { FLOOR_RESPONSES: file });
   system.cpu.watch('floor server', floorServer.pid);
   try {
-    const load = (url: string): HttpLoad => ({
-      url,
-      connections: options.connections,
-      headers: { 'x-api-key': API_KEY, accept: MEDIA_TYPE },
-      method: 'GET',
-      next: () => ({ path: pick(paths) }),
-    });
     const result = await compare(
       options,
       system.cpu,
@@ -135,8 +146,8 @@ async function purchaseScenario(
     pino({ level: 'silent' }),
   );
   try {
-    const target = http({
-      url: system.inventoryUrl,
+    const load = (url: string): HttpLoad => ({
+      url,
       connections: options.connections,
       headers: { 'x-api-key': API_KEY, 'content-type': MEDIA_TYPE, accept: MEDIA_TYPE },
       method: 'POST',
@@ -147,7 +158,8 @@ async function purchaseScenario(
         }),
       }),
     });
-    const floor: Drive = (seconds, tally) =>
+    const target = http(load(system.gatewayUrl ?? system.inventoryUrl));
+    const sqlFloor: Drive = (seconds, tally) =>
       runLoop(
         options.connections,
         async () => {
@@ -158,6 +170,7 @@ async function purchaseScenario(
         seconds,
         tally,
       );
+    const floor = system.gatewayUrl ? http(load(system.inventoryUrl)) : sqlFloor;
     const relay = new RelayTally();
     const result = await compare(options, system.cpu, target, floor, (run) =>
       watchOutbox(system.inventoryPool, relay, run),
@@ -194,8 +207,8 @@ async function checkoutScenario(
     pino({ level: 'silent' }),
   );
   try {
-    const target = http({
-      url: system.inventoryUrl,
+    const load = (url: string): HttpLoad => ({
+      url,
       connections: options.connections,
       headers: { 'x-api-key': API_KEY, 'content-type': MEDIA_TYPE, accept: MEDIA_TYPE },
       method: 'POST',
@@ -209,7 +222,8 @@ async function checkoutScenario(
         }),
       }),
     });
-    const floor: Drive = (seconds, tally) =>
+    const target = http(load(system.gatewayUrl ?? system.inventoryUrl));
+    const sqlFloor: Drive = (seconds, tally) =>
       runLoop(
         options.connections,
         async () => {
@@ -225,6 +239,7 @@ async function checkoutScenario(
         seconds,
         tally,
       );
+    const floor = system.gatewayUrl ? http(load(system.inventoryUrl)) : sqlFloor;
     const result = await compare(options, system.cpu, target, floor);
     const ledger = await checkLedger(system.inventoryPool, system.seed);
     return { name, ...result, problems: ledger.problems, sold: ledger.sold };
