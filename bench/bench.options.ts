@@ -28,6 +28,11 @@ export interface BenchOptions {
   tracing: boolean;
   /** The NATS the Inventory service's relay publishes to (`--nats`); undefined: events go to the log only. */
   natsUrl: string | undefined;
+  /**
+   * `--via-gateway`: each scenario's HTTP load goes through the gateway (target) and straight to the
+   * service (floor), alternately, so the ratio is what the gateway leaves of the direct throughput.
+   */
+  viaGateway: boolean;
 }
 
 export const USAGE = `npm run bench -- [options]
@@ -46,6 +51,8 @@ export const USAGE = `npm run bench -- [options]
   --tracing              both services trace every request (OpenTelemetry, OTLP to a sink in the bench)
   --nats                 the relay publishes to NATS JetStream at NATS_URL (default nats://127.0.0.1:4222),
                          into a stream of the run's own; adds the relay's drain rate to the report
+  --via-gateway          each scenario through the gateway (target) against the same load sent
+                         straight to the service (floor): the ratio is the gateway's cost
   --help
 `;
 
@@ -79,6 +86,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
       'cpu-prof': { type: 'boolean' },
       tracing: { type: 'boolean' },
       nats: { type: 'boolean' },
+      'via-gateway': { type: 'boolean' },
       help: { type: 'boolean' },
     },
   });
@@ -111,6 +119,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
     cpuProf: values['cpu-prof'] ?? false,
     tracing: values.tracing ?? false,
     natsUrl: values.nats ? env.NATS_URL?.trim() || 'nats://127.0.0.1:4222' : undefined,
+    viaGateway: values['via-gateway'] ?? false,
   };
   if (options.scenarios.length === 0) throw new UsageError('--scenarios names no scenario');
   return options;

@@ -15,6 +15,8 @@ export interface Meta {
   instances: number;
   /** The NATS the relay published to (`--nats`), or null: the log only. */
   nats: string | null;
+  /** `--via-gateway`: targets through the gateway, floors the same load sent to the service directly. */
+  via_gateway: boolean;
   postgres: string;
   command: string;
 }
@@ -140,7 +142,7 @@ export function toMarkdown(results: ScenarioResult[], meta: Meta, relay: RelayRe
         fixed(r.target.p50, 2),
         fixed(r.target.p99, 2),
         r.target.errors > 0 ? `${r.target.non2xx} (+${r.target.errors} errors)` : String(r.target.non2xx),
-        FLOORS[r.name],
+        meta.via_gateway ? 'the service directly' : FLOORS[r.name],
         fixed(r.floor.rps, 0),
         fixed(r.floor.p50, 2),
         fixed(r.floor.p99, 2),
@@ -148,7 +150,7 @@ export function toMarkdown(results: ScenarioResult[], meta: Meta, relay: RelayRe
       ].join(' | '),
     ),
   ].map((line) => (line.startsWith('|') ? line : `| ${line} |`));
-  const groups = ['bench', 'products', 'inventory', 'floor server', 'postgres'].filter((group) =>
+  const groups = ['bench', 'gateway', 'products', 'inventory', 'floor server', 'postgres'].filter((group) =>
     results.some((r) => group in r.target.cpuPerRequest || group in r.floor.cpuPerRequest),
   );
   const cpuRow = (name: string, side: string, perRequest: Record<string, number>) =>
@@ -178,7 +180,8 @@ export function toMarkdown(results: ScenarioResult[], meta: Meta, relay: RelayRe
     `${meta.date} · Node ${meta.node} · ${meta.cpus} × ${meta.cpu_model} · ${meta.connections} connections · ` +
       `${meta.duration_s} s per side (${meta.rounds} rounds, ${meta.warmup_s} s warm-up) · ` +
       `LOG_LEVEL=${meta.log_level} · pool ${meta.pool_max} · ${meta.instances} instance(s) · ${meta.postgres}` +
-      (meta.nats ? ` · NATS ${meta.nats}` : ''),
+      (meta.nats ? ` · NATS ${meta.nats}` : '') +
+      (meta.via_gateway ? ' · target: through the gateway, floor: the same load sent to the service' : ''),
     '',
     ...lines,
     '',

@@ -21,6 +21,8 @@ const PRODUCT_LIST_PATH = '/api/products?page[size]=20';
 export interface System {
   productsUrl: string;
   inventoryUrl: string | undefined;
+  /** `--via-gateway`: the targets go through it, the floors are the same load sent to the service. */
+  gatewayUrl: string | undefined;
   inventoryDb: string;
   seed: Seed;
   /** The bench's own connection to the inventory database, for the ledger check. */
@@ -92,18 +94,27 @@ async function productScenario(
     if (response.status !== 200) throw new Error(`GET ${path} answered ${response.status} while seeding`);
     responses[path] = await response.text();
   }
+  const load = (url: string): HttpLoad => ({
+    url,
+    connections: options.connections,
+    headers: { 'x-api-key': API_KEY, accept: MEDIA_TYPE },
+    method: 'GET',
+    next: () => ({ path: pick(paths) }),
+  });
+  if (system.gatewayUrl) {
+    const result = await compare(
+      options,
+      system.cpu,
+      http(load(system.gatewayUrl)),
+      http(load(system.productsUrl)),
+    );
+    return { name, ...result, problems: [] };
+  }
   const file = join(RESULTS_DIR, `${name}.floor.json`);
   await writeFile(file, JSON.stringify(responses));
   const floorServer = await startChild(`${name}-floor`, 'bench/floor.server.ts', { FLOOR_RESPONSES: file });
   system.cpu.watch('floor server', floorServer.pid);
   try {
-    const load = (url: string): HttpLoad => ({
-      url,
-      connections: options.connections,
-      headers: { 'x-api-key': API_KEY, accept: MEDIA_TYPE },
-      method: 'GET',
-      next: () => ({ path: pick(paths) }),
-    });
     const result = await compare(
       options,
       system.cpu,
@@ -120,7 +131,9 @@ async function productScenario(
 /**
  * What the scenarios that write share: each seeded product's price for one unit (what the floor
  * records), a pool of the floor's own as large as the service's, and the target: POSTs of `path` to
- * the Inventory service, each with a body from `body()`.
+ * the Inventory service (through the gateway with `--via-gateway`), each with a body from `body()`.
+ * `floor` picks the floor: the given SQL driven directly, or with `--via-gateway` the same POSTs sent
+ * to the service itself.
  */
 function writeScenario(
   name: ScenarioName,
@@ -135,14 +148,17 @@ function writeScenario(
     { connectionString: system.inventoryDb, max: options.poolMax, applicationName: 'bench-floor' },
     pino({ level: 'silent' }),
   );
-  const target = http({
-    url: system.inventoryUrl,
+  const load = (url: string): HttpLoad => ({
+    url,
     connections: options.connections,
     headers: { 'x-api-key': API_KEY, 'content-type': MEDIA_TYPE, accept: MEDIA_TYPE },
     method: 'POST',
     next: () => ({ path, body: JSON.stringify(body()) }),
   });
-  return { prices, pool, target };
+  const inventoryUrl = system.inventoryUrl;
+  const target = http(load(system.gatewayUrl ?? inventoryUrl));
+  const floor = (sqlFloor: Drive): Drive => (system.gatewayUrl ? http(load(inventoryUrl)) : sqlFloor);
+  return { prices, pool, target, floor };
 }
 
 /**
@@ -156,11 +172,11 @@ async function purchaseScenario(
   system: System,
   productIds: number[],
 ): Promise<ScenarioResult> {
-  const { prices, pool, target } = writeScenario(name, options, system, '/api/purchases', () => ({
+  const { prices, pool, target, floor } = writeScenario(name, options, system, '/api/purchases', () => ({
     data: { type: 'purchases', attributes: { producto_id: pick(productIds), cantidad: 1 } },
   }));
   try {
-    const floor: Drive = (seconds, tally) =>
+    const sqlFloor: Drive = (seconds, tally) =>
       runLoop(
         options.connections,
         async () => {
@@ -172,7 +188,7 @@ async function purchaseScenario(
         tally,
       );
     const relay = new RelayTally();
-    const result = await compare(options, system.cpu, target, floor, (run) =>
+    const result = await compare(options, system.cpu, target, floor(sqlFloor), (run) =>
       watchOutbox(system.inventoryPool, relay, run),
     );
     const ledger = await checkLedger(system.inventoryPool, system.seed);
@@ -200,14 +216,14 @@ async function checkoutScenario(
   system: System,
 ): Promise<ScenarioResult> {
   const ids = system.seed.products.map((p) => p.id);
-  const { prices, pool, target } = writeScenario(name, options, system, '/api/orders', () => ({
+  const { prices, pool, target, floor } = writeScenario(name, options, system, '/api/orders', () => ({
     data: {
       type: 'orders',
       attributes: { lineas: pickDistinct(ids, 3).map((producto_id) => ({ producto_id, cantidad: 1 })) },
     },
   }));
   try {
-    const floor: Drive = (seconds, tally) =>
+    const sqlFloor: Drive = (seconds, tally) =>
       runLoop(
         options.connections,
         async () => {
@@ -223,7 +239,7 @@ async function checkoutScenario(
         seconds,
         tally,
       );
-    const result = await compare(options, system.cpu, target, floor);
+    const result = await compare(options, system.cpu, target, floor(sqlFloor));
     const ledger = await checkLedger(system.inventoryPool, system.seed);
     return { name, ...result, problems: ledger.problems, sold: ledger.sold };
   } finally {

@@ -82,6 +82,15 @@ export function serviceEnv(
   };
 }
 
+/** The gateway as deployed: production mode, the services' log level, nothing else inherited. */
+export function gatewayEnv(options: { logLevel: string }): Record<string, string> {
+  return {
+    ...(process.env.HOME ? { HOME: process.env.HOME } : {}),
+    NODE_ENV: 'production',
+    LOG_LEVEL: options.logLevel,
+  };
+}
+
 export interface ChildServer {
   name: string;
   url: string;

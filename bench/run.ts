@@ -19,6 +19,7 @@ import { seed } from './bench.seed.js';
 import {
   type ChildServer,
   type Databases,
+  gatewayEnv,
   openDatabases,
   RESULTS_DIR,
   serviceEnv,
@@ -64,9 +65,10 @@ async function main(): Promise<number> {
 
   const otlp = options.tracing ? await startOtlpSink() : undefined;
   if (otlp) cleanup.push(otlp.close);
-  const needsInventory = options.scenarios.some(
-    (name) => name.startsWith('purchase-') || name === 'checkout',
-  );
+  // The gateway's /health, which it must pass to start, asks both services.
+  const needsInventory =
+    options.viaGateway ||
+    options.scenarios.some((name) => name.startsWith('purchase-') || name === 'checkout');
   // With --nats, the relay publishes into a stream of the run's own, deleted at the end.
   let stream: BenchStream | undefined;
   if (options.natsUrl && needsInventory) {
@@ -109,9 +111,24 @@ async function main(): Promise<number> {
       )
     : undefined;
   if (inventory) cleanup.push(inventory.stop);
+  const gateway: ChildServer | undefined =
+    options.viaGateway && inventory
+      ? await startChild(
+          'gateway',
+          'services/gateway/src/server.ts',
+          {
+            ...gatewayEnv(options),
+            PRODUCTS_URL: products.url,
+            INVENTORY_URL: inventory.url,
+          },
+          profile('gateway'),
+        )
+      : undefined;
+  if (gateway) cleanup.push(gateway.stop);
   say(
     `services: products ${products.url}${inventory ? `, inventory ${inventory.url}` : ''} ` +
-      `(LOG_LEVEL=${options.logLevel}, DATABASE_POOL_MAX=${options.poolMax}, INSTANCES=${options.instances})`,
+      `(LOG_LEVEL=${options.logLevel}, DATABASE_POOL_MAX=${options.poolMax}, INSTANCES=${options.instances})` +
+      (gateway ? `; gateway ${gateway.url} in front of them` : ''),
   );
 
   const silent = pino({ level: 'silent' });
@@ -140,6 +157,7 @@ async function main(): Promise<number> {
   // With several instances the workers are the service process's children.
   cpu.watch('products', products.pid, options.instances > 1);
   cpu.watch('inventory', inventory?.pid, options.instances > 1);
+  cpu.watch('gateway', gateway?.pid);
   cpu.watch('postgres', databases.postmasterPid, true);
 
   const results: ScenarioResult[] = [];
@@ -148,6 +166,7 @@ async function main(): Promise<number> {
     const result = await runScenario(name, options, {
       productsUrl: products.url,
       inventoryUrl: inventory?.url,
+      gatewayUrl: gateway?.url,
       inventoryDb: databases.inventory,
       seed: seeded,
       inventoryPool,
@@ -200,6 +219,7 @@ async function main(): Promise<number> {
     pool_max: options.poolMax,
     instances: options.instances,
     nats: options.natsUrl ?? null,
+    via_gateway: options.viaGateway,
     postgres: `PostgreSQL ${version.rows[0]!.server_version}, ${databases.description.split(' (')[0]}`,
     command: ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])]
       .join(' ')

@@ -17,6 +17,8 @@ import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { ConfigMap, Namespace, Secret, Service } from 'kubernetes-models/v1';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
+import { loadConfig as loadGatewayConfig } from '../services/gateway/src/config.js';
+import { ROUTES as GATEWAY_ROUTES } from '../services/gateway/src/proxy/proxy.routes.js';
 import { loadConfig as loadInventoryConfig } from '../services/inventory/src/config.js';
 import { loadConfig as loadProductsConfig } from '../services/products/src/config.js';
 
@@ -96,14 +98,10 @@ const SERVICES = [
   { name: 'inventory', load: loadInventoryConfig },
 ] as const;
 
-/** §12's routes: the path prefix and the service that answers it. */
+/** The gateway's routes, path prefix to service, and the console (everything else) to the gateway. */
 const ROUTES: Record<string, string> = {
-  '/api/products': 'products',
-  '/api/inventory': 'inventory',
-  '/api/purchases': 'inventory',
-  '/api/orders': 'inventory',
-  '/api/reservations': 'inventory',
-  '/api/events': 'inventory',
+  '/': 'gateway',
+  ...Object.fromEntries(GATEWAY_ROUTES.map((route) => [route.prefix, route.upstream])),
 };
 
 describe.skipIf(!KUBECTL)(
@@ -323,7 +321,47 @@ describe.skipIf(!KUBECTL)(
           i.spec.rules[0].http.paths.some((p: { path: string }) => p.path === '/api/events'),
         );
         expect(events?.metadata.annotations?.['nginx.ingress.kubernetes.io/proxy-buffering']).toBe('off');
-        expect(deployments.length).toBe(2);
+        expect(deployments.length).toBe(3);
+      });
+
+      it('gateway: a hardened Deployment that forwards to the services’ Services', () => {
+        const deployment = find(all, 'Deployment', 'gateway');
+        const pod = deployment.spec.template.spec;
+        const [container, ...others] = pod.containers;
+        expect(others).toEqual([]);
+        expect(deployment.spec.replicas).toBeGreaterThanOrEqual(2);
+        const read = envNamesRead(loadGatewayConfig);
+        const settings = find(all, 'ConfigMap', container.envFrom[0].configMapRef.name).data as Record<
+          string,
+          string
+        >;
+        expect(Object.keys(settings).filter((n) => !read.has(n))).toEqual([]);
+        expect(container.env).toBeUndefined();
+        expect(settings.NODE_ENV).toBe('production');
+        const port = container.ports.find((p: { name: string }) => p.name === 'http');
+        expect(port.containerPort).toBe(Number(settings.PORT));
+        // Ready while both services answer; alive while it accepts connections, whatever they do.
+        expect(container.readinessProbe.httpGet).toEqual({ path: '/health', port: 'http' });
+        expect(container.livenessProbe.tcpSocket).toEqual({ port: 'http' });
+        for (const [variable, name] of [
+          ['PRODUCTS_URL', 'products'],
+          ['INVENTORY_URL', 'inventory'],
+        ] as const) {
+          const url = new URL(settings[variable]!);
+          expect(url.hostname).toBe(name);
+          expect(Number(url.port)).toBe(find(all, 'Service', name).spec.ports[0].port);
+        }
+        const service = find(all, 'Service', 'gateway');
+        expect(matches(service.spec.selector, deployment.spec.template.metadata.labels)).toBe(true);
+        expect(pod.securityContext.runAsNonRoot).toBe(true);
+        expect(container.securityContext).toMatchObject({
+          readOnlyRootFilesystem: true,
+          allowPrivilegeEscalation: false,
+        });
+        const [, seconds] = container.lifecycle.preStop.exec.command;
+        expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(Number(seconds) + SHUTDOWN_DELAY_MS / 1000);
+        const pdb = find(all, 'PodDisruptionBudget', 'gateway');
+        expect(pdb.spec.minAvailable).toBeLessThan(deployment.spec.replicas);
       });
     });
 
