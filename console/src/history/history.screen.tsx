@@ -44,12 +44,18 @@ function useKeyset<T>(queryKey: QueryKey, first: string) {
   });
 }
 
+/** An order's or reservation's lines in one cell: "2 × #7, 1 × #9". */
+function linesText(lineas: { producto_id: number; cantidad: number }[]): string {
+  return lineas.map((l) => `${formatUnits(l.cantidad)} × #${l.producto_id}`).join(', ');
+}
+
 function KeysetTable<T extends { id: string }>(props: {
   query: ReturnType<typeof useKeyset<T>>;
   label: string;
   empty: string;
   minWidth: number;
-  head: ReactNode;
+  /** Column titles; numeric columns are aligned right. */
+  columns: { title: string; numeric?: boolean }[];
   row: (item: T) => ReactNode;
 }) {
   const { query } = props;
@@ -61,7 +67,15 @@ function KeysetTable<T extends { id: string }>(props: {
     <Stack>
       <Table.ScrollContainer minWidth={props.minWidth}>
         <Table striped aria-label={props.label}>
-          <Table.Thead>{props.head}</Table.Thead>
+          <Table.Thead>
+            <Table.Tr>
+              {props.columns.map((column) => (
+                <Table.Th key={column.title} ta={column.numeric ? 'right' : undefined}>
+                  {column.title}
+                </Table.Th>
+              ))}
+            </Table.Tr>
+          </Table.Thead>
           <Table.Tbody>{items.map(props.row)}</Table.Tbody>
         </Table>
       </Table.ScrollContainer>
@@ -126,18 +140,16 @@ function Purchases() {
       label="Compras"
       empty="Todavía no hay compras."
       minWidth={720}
-      head={
-        <Table.Tr>
-          <Table.Th>Compra</Table.Th>
-          <Table.Th>Fecha</Table.Th>
-          <Table.Th>Producto</Table.Th>
-          <Table.Th ta="right">Unidades</Table.Th>
-          <Table.Th ta="right">Precio</Table.Th>
-          <Table.Th ta="right">Total</Table.Th>
-          <Table.Th>Estado</Table.Th>
-          <Table.Th>Acciones</Table.Th>
-        </Table.Tr>
-      }
+      columns={[
+        { title: 'Compra' },
+        { title: 'Fecha' },
+        { title: 'Producto' },
+        { title: 'Unidades', numeric: true },
+        { title: 'Precio', numeric: true },
+        { title: 'Total', numeric: true },
+        { title: 'Estado' },
+        { title: 'Acciones' },
+      ]}
       row={(p) => (
         <Table.Tr key={p.id}>
           <Table.Td>#{p.id}</Table.Td>
@@ -183,23 +195,19 @@ function Orders() {
       label="Pedidos"
       empty="Todavía no hay pedidos."
       minWidth={640}
-      head={
-        <Table.Tr>
-          <Table.Th>Pedido</Table.Th>
-          <Table.Th>Fecha</Table.Th>
-          <Table.Th>Líneas</Table.Th>
-          <Table.Th ta="right">Total</Table.Th>
-          <Table.Th>Estado</Table.Th>
-          <Table.Th>Acciones</Table.Th>
-        </Table.Tr>
-      }
+      columns={[
+        { title: 'Pedido' },
+        { title: 'Fecha' },
+        { title: 'Líneas' },
+        { title: 'Total', numeric: true },
+        { title: 'Estado' },
+        { title: 'Acciones' },
+      ]}
       row={(o) => (
         <Table.Tr key={o.id}>
           <Table.Td>#{o.id}</Table.Td>
           <Table.Td>{formatDate(o.created_at)}</Table.Td>
-          <Table.Td>
-            {o.lineas.map((l) => `${formatUnits(l.cantidad)} × #${l.producto_id}`).join(', ')}
-          </Table.Td>
+          <Table.Td>{linesText(o.lineas)}</Table.Td>
           <Table.Td ta="right">{formatMoney(o.total)}</Table.Td>
           <Table.Td>
             <Badge color={o.cancelado_at ? 'gray' : 'teal'} variant="light">
@@ -240,23 +248,19 @@ function Reservations() {
       label="Reservas"
       empty="Todavía no hay reservas."
       minWidth={640}
-      head={
-        <Table.Tr>
-          <Table.Th>Reserva</Table.Th>
-          <Table.Th>Fecha</Table.Th>
-          <Table.Th>Líneas</Table.Th>
-          <Table.Th ta="right">Total</Table.Th>
-          <Table.Th>Caduca</Table.Th>
-          <Table.Th>Estado</Table.Th>
-        </Table.Tr>
-      }
+      columns={[
+        { title: 'Reserva' },
+        { title: 'Fecha' },
+        { title: 'Líneas' },
+        { title: 'Total', numeric: true },
+        { title: 'Caduca' },
+        { title: 'Estado' },
+      ]}
       row={(r) => (
         <Table.Tr key={r.id}>
           <Table.Td>#{r.id}</Table.Td>
           <Table.Td>{formatDate(r.created_at)}</Table.Td>
-          <Table.Td>
-            {r.lineas.map((l) => `${formatUnits(l.cantidad)} × #${l.producto_id}`).join(', ')}
-          </Table.Td>
+          <Table.Td>{linesText(r.lineas)}</Table.Td>
           <Table.Td ta="right">{formatMoney(r.total)}</Table.Td>
           <Table.Td>{formatDate(r.expira_at)}</Table.Td>
           <Table.Td>

@@ -9,6 +9,7 @@ import Fastify, {
   type FastifyReply,
   type FastifyRequest,
   LogController,
+  type onResponseHookHandler,
   type RawReplyDefaultExpression,
   type RawRequestDefaultExpression,
   type RawServerDefault,
@@ -90,6 +91,29 @@ export function requestIdOf(req: RawRequestDefaultExpression): string {
   return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
 }
 
+/**
+ * The `onResponse` hook of every app: the request counted and timed by route and status, and one log
+ * line of method, path (keys in the query redacted) and status. No header is logged, the API key
+ * least of all.
+ */
+export function countAndLogResponse(metrics: HttpMetrics): onResponseHookHandler {
+  return (request, reply, done) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    const labels = { method: request.method, route, status: String(reply.statusCode) };
+    metrics.requests.inc(labels);
+    metrics.duration.observe(labels, reply.elapsedTime / 1000);
+    request.log.info(
+      {
+        method: request.method,
+        url: redactUrl(request.url),
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+      },
+      'request completed',
+    );
+    done();
+  };
+}
 export function answerFrameworkError(error: FastifyError, requestId: string, reply: FastifyReply): void {
   const appError = toAppError(error);
   // A Buffer body keeps the media type bare (no onSend hook runs here to strip Fastify's charset).
@@ -190,22 +214,7 @@ export async function createKitApp(options: KitAppOptions): Promise<{ app: App; 
     done(null, reply.statusCode === 304 ? null : payload);
   });
 
-  app.addHook('onResponse', (request, reply, done) => {
-    const route = request.routeOptions.url ?? 'unmatched';
-    const labels = { method: request.method, route, status: String(reply.statusCode) };
-    metrics.requests.inc(labels);
-    metrics.duration.observe(labels, reply.elapsedTime / 1000);
-    request.log.info(
-      {
-        method: request.method,
-        url: redactUrl(request.url),
-        status: reply.statusCode,
-        ms: Math.round(reply.elapsedTime),
-      },
-      'request completed',
-    );
-    done();
-  });
+  app.addHook('onResponse', countAndLogResponse(metrics));
 
   app.setNotFoundHandler(async (request) => {
     const path = request.url.split('?', 1)[0] ?? '';

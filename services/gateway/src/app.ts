@@ -1,4 +1,10 @@
-import { answerFrameworkError, BODY_LIMIT, requestIdOf, toAppError } from '@catalogo/kit/app';
+import {
+  answerFrameworkError,
+  BODY_LIMIT,
+  countAndLogResponse,
+  requestIdOf,
+  toAppError,
+} from '@catalogo/kit/app';
 import { AppError, errorDocument } from '@catalogo/kit/errors';
 import { type HealthCheck, registerHealth } from '@catalogo/kit/health';
 import { MEDIA_TYPE } from '@catalogo/kit/jsonapi';
@@ -83,23 +89,7 @@ export async function buildApp(config: GatewayConfig, logger: Logger): Promise<F
     done();
   });
 
-  app.addHook('onResponse', (request, reply, done) => {
-    const route = request.routeOptions.url ?? 'unmatched';
-    const labels = { method: request.method, route, status: String(reply.statusCode) };
-    metrics.requests.inc(labels);
-    metrics.duration.observe(labels, reply.elapsedTime / 1000);
-    // Method, path and status only: no header is logged, the API key least of all.
-    request.log.info(
-      {
-        method: request.method,
-        url: redactUrl(request.url),
-        status: reply.statusCode,
-        ms: Math.round(reply.elapsedTime),
-      },
-      'request completed',
-    );
-    done();
-  });
+  app.addHook('onResponse', countAndLogResponse(metrics));
 
   app.setErrorHandler((error, request, reply) => {
     const appError = toAppError(error);
